@@ -1,0 +1,1 @@
+"""The inference engine: plain PyTorch and tokenizers, nothing of Ray or HTTP."""

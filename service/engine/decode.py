@@ -1,0 +1,106 @@
+"""Answer-span decoding for extractive QA: pure NumPy, the Hugging Face pipeline's semantics.
+
+Per window, start and end logits are softmaxed over the context tokens (and [CLS], whose
+probability is then dropped, as the pipeline does), every (start, end) with
+start ≤ end < start + max_answer_len is scored p_start · p_end, and the best spans win.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Span:
+    start_token: int
+    end_token: int
+    score: float
+
+
+def _softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max())
+    return e / e.sum()
+
+
+def best_spans(
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    context_mask: np.ndarray,
+    top_k: int,
+    max_answer_len: int,
+) -> list[Span]:
+    """The top_k spans of one window, best first, each wholly inside the context."""
+    allowed = context_mask.copy()
+    allowed[0] = True  # [CLS] takes part in the softmax, as in the reference pipeline ...
+    start = _softmax(np.where(allowed, start_logits, -10000.0))
+    end = _softmax(np.where(allowed, end_logits, -10000.0))
+    start[0] = end[0] = 0.0  # ... and is then never an answer
+    scores = np.tril(np.triu(np.outer(start, end)), max_answer_len - 1)  # end ≥ start, length ≤ max
+    scores[~context_mask, :] = 0.0
+    scores[:, ~context_mask] = 0.0
+    flat = scores.ravel()
+    k = min(top_k, int(np.count_nonzero(flat)))
+    if k == 0:
+        return []
+    best = np.argpartition(-flat, k - 1)[:k]
+    best = best[np.argsort(-flat[best], kind="stable")]
+    starts, ends = np.unravel_index(best, scores.shape)
+    return [Span(int(s), int(e), float(scores[s, e])) for s, e in zip(starts, ends, strict=True)]
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """A span of one window, located in the context's characters."""
+
+    score: float
+    start_char: int
+    end_char: int
+    start_token: int
+    end_token: int
+    window: int
+
+
+def window_candidates(
+    context_offsets: list[tuple[int, int] | None],
+    start_logits: np.ndarray,
+    end_logits: np.ndarray,
+    top_k: int,
+    max_answer_len: int,
+    window: int = 0,
+) -> list[Candidate]:
+    """Best spans of one window, with character offsets taken from the tokens' offsets."""
+    context_mask = np.array([o is not None for o in context_offsets])
+    candidates = []
+    for span in best_spans(start_logits, end_logits, context_mask, top_k, max_answer_len):
+        start_offset, end_offset = context_offsets[span.start_token], context_offsets[span.end_token]
+        assert start_offset is not None and end_offset is not None  # best_spans keeps to the context
+        candidates.append(
+            Candidate(span.score, start_offset[0], end_offset[1], span.start_token, span.end_token, window)
+        )
+    return candidates
+
+
+def merge_candidates(context: str, candidates: list[Candidate], top_k: int) -> list[Candidate]:
+    """The top_k answers over all windows, as the Hugging Face pipeline ranks them.
+
+    Spans whose text is the same (ignoring case) are one answer: their scores add up (the probability
+    of that answer, whichever occurrence) and the first one found, in window order, gives the position.
+    """
+    merged: dict[str, Candidate] = {}
+    for candidate in sorted(candidates, key=lambda c: (c.window, -c.score)):
+        key = context[candidate.start_char : candidate.end_char].lower()
+        if key in merged:
+            first = merged[key]
+            merged[key] = Candidate(
+                first.score + candidate.score,
+                first.start_char,
+                first.end_char,
+                first.start_token,
+                first.end_token,
+                first.window,
+            )
+        else:
+            merged[key] = candidate
+    return sorted(merged.values(), key=lambda c: -c.score)[:top_k]
