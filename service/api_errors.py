@@ -1,0 +1,93 @@
+"""One error hierarchy for the HTTP API, and the one table that maps it to status codes.
+
+ApiError                      code                  status
+├── MalformedJson             malformed_json        400
+├── UnsupportedMediaType      unsupported_media_type 415
+├── PayloadTooLarge           payload_too_large     413
+├── InvalidRequest            invalid_request       422  (schema, limits)
+├── InvalidInput              empty_input, …        422  (engine InputError: empty text, long question)
+├── NotFound / MethodNotAllowed                     404 / 405
+├── Overloaded                overloaded            503 + Retry-After (queue full: shed, don't wait)
+├── Unavailable               unavailable           503 (no replica can answer)
+├── GatewayTimeout            timeout               504
+└── Internal                  internal_error        500 (a bug; the message never carries a trace)
+"""
+
+from __future__ import annotations
+
+from service.protocol import ErrorBody, ErrorDetail, ErrorResponse
+
+
+class ApiError(Exception):
+    status = 500
+    code = "internal_error"
+
+    def __init__(self, message: str, details: list[ErrorDetail] | None = None, code: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        if code:
+            self.code = code
+
+    def response(self, request_id: str | None) -> ErrorResponse:
+        return ErrorResponse(
+            error=ErrorBody(code=self.code, message=self.message, details=self.details, request_id=request_id)
+        )
+
+
+class MalformedJson(ApiError):
+    status, code = 400, "malformed_json"
+
+
+class UnsupportedMediaType(ApiError):
+    status, code = 415, "unsupported_media_type"
+
+
+class PayloadTooLarge(ApiError):
+    status, code = 413, "payload_too_large"
+
+
+class InvalidRequest(ApiError):
+    status, code = 422, "invalid_request"
+
+
+class InvalidInput(ApiError):
+    status, code = 422, "invalid_input"
+
+
+class NotFound(ApiError):
+    status, code = 404, "not_found"
+
+
+class MethodNotAllowed(ApiError):
+    status, code = 405, "method_not_allowed"
+
+
+class Overloaded(ApiError):
+    status, code = 503, "overloaded"
+
+
+class Unavailable(ApiError):
+    status, code = 503, "unavailable"
+
+
+class GatewayTimeout(ApiError):
+    status, code = 504, "timeout"
+
+
+class Internal(ApiError):
+    status, code = 500, "internal_error"
+
+
+# What the OpenAPI document lists for each route, beside its 200.
+ERROR_RESPONSES: dict[int | str, dict] = {
+    status: {"model": ErrorResponse, "description": description}
+    for status, description in {
+        400: "Malformed JSON",
+        413: "Body over max_body_bytes",
+        415: "Content-Type is not application/json",
+        422: "Invalid request or input",
+        503: "Overloaded (Retry-After) or no replica available",
+        504: "No answer within request_timeout_s",
+    }.items()
+}

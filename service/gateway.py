@@ -1,0 +1,323 @@
+"""The HTTP ingress: validate, tokenize, fan out to the model deployments, answer in one envelope.
+
+Everything a request can get wrong is found here, before anything is queued: schema (pydantic),
+size limits, empty text, over-long questions. The model deployments then only ever see work they can
+do, and each input of a list request is its own batch slot, so inputs from many clients share
+forward passes.
+"""
+
+import asyncio
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from ray import serve
+from ray.serve.exceptions import BackPressureError
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from service import __version__
+from service.api_errors import (
+    ERROR_RESPONSES,
+    ApiError,
+    GatewayTimeout,
+    Internal,
+    InvalidInput,
+    InvalidRequest,
+    MalformedJson,
+    MethodNotAllowed,
+    NotFound,
+    Overloaded,
+    PayloadTooLarge,
+    Unavailable,
+    UnsupportedMediaType,
+)
+from service.engine.errors import InputError
+from service.engine.layout import max_positions, tokenizer_file
+from service.engine.tokenize import TextTokenizer
+from service.protocol import (
+    ErrorDetail,
+    Health,
+    ModelInfo,
+    ModelRef,
+    ModelsResponse,
+    QARequest,
+    QAResponse,
+    QAResult,
+    SentimentRequest,
+    SentimentResponse,
+    SentimentResult,
+)
+from service.settings import Settings
+
+logger = logging.getLogger("ray.serve")
+JSON_ROUTES = {"/v1/sentiment", "/v1/qa"}
+
+# The replica's settings, for the middleware and error handlers. Serve runs a copy of `app` (pickled with
+# the ingress wrapper), so per-replica state cannot live on `app.state`; module functions see this dict.
+_SETTINGS: dict[str, Settings] = {}
+
+
+def _settings() -> Settings:
+    if "current" not in _SETTINGS:
+        _SETTINGS["current"] = Settings()
+    return _SETTINGS["current"]
+
+
+app = FastAPI(
+    title="attention-serve",
+    version=__version__,
+    description="Sentiment and extractive QA with a BERT-family encoder; attention weights on request.",
+)
+
+
+class EdgeMiddleware:
+    """Raw ASGI: request id in and out, Content-Type and body-size checks before any parsing."""
+
+    def __init__(self, asgi_app) -> None:
+        self.app = asgi_app
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        # Serve's proxy takes the client's X-Request-ID (or makes one), passes it here and returns it in
+        # the response; only when running outside Serve do we make and return one ourselves.
+        request_id = headers.get("x-request-id") or uuid.uuid4().hex
+        scope.setdefault("state", {})["request_id"] = request_id
+
+        async def send_with_id(message) -> None:
+            if message["type"] == "http.response.start" and "x-request-id" not in headers:
+                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            await send(message)
+
+        async def refuse(error: ApiError) -> None:
+            response = _error_response(error, request_id)
+            await response(scope, receive, send_with_id)
+
+        if scope["method"] == "POST" and scope["path"] in JSON_ROUTES:
+            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+            if content_type != "application/json" and not content_type.endswith("+json"):
+                await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
+                return
+            limit = _settings().max_body_bytes
+            declared = headers.get("content-length")
+            if declared is not None and declared.isdigit() and int(declared) > limit:
+                await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
+                return
+            body, more = bytearray(), True
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                body += message.get("body", b"")
+                more = message.get("more_body", False)
+                if len(body) > limit:
+                    await refuse(PayloadTooLarge(f"body is over the limit of {limit} bytes"))
+                    return
+            replayed = False
+
+            async def replay():
+                nonlocal replayed
+                if not replayed:
+                    replayed = True
+                    return {"type": "http.request", "body": bytes(body), "more_body": False}
+                return await receive()
+
+            await self.app(scope, replay, send_with_id)
+            return
+        await self.app(scope, receive, send_with_id)
+
+
+app.add_middleware(EdgeMiddleware)
+
+
+def _error_response(error: ApiError, request_id: str | None) -> JSONResponse:
+    headers = {}
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(_settings().retry_after_s)
+    return JSONResponse(error.response(request_id).model_dump(), status_code=error.status, headers=headers)
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+@app.exception_handler(ApiError)
+async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+    return _error_response(exc, _request_id(request))
+
+
+@app.exception_handler(RequestValidationError)
+async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = exc.errors()
+    if any(e.get("type") == "json_invalid" for e in errors):
+        return _error_response(MalformedJson("request body is not valid JSON"), _request_id(request))
+    details = [
+        ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())[1:]) or None, message=e.get("msg", "invalid"))
+        for e in errors
+    ]
+    return _error_response(InvalidRequest("request does not match the schema", details), _request_id(request))
+
+
+@app.exception_handler(StarletteHTTPException)
+async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    error: ApiError
+    if exc.status_code == 404:
+        error = NotFound(f"no route {request.url.path}")
+    elif exc.status_code == 405:
+        error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    else:
+        error = ApiError(str(exc.detail), code="http_error")
+        error.status = exc.status_code
+    return _error_response(error, _request_id(request))
+
+
+@app.exception_handler(Exception)
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    logger.exception("unhandled error in request %s", _request_id(request))
+    return _error_response(Internal("internal error; see the server log for this request id"), _request_id(request))
+
+
+def _too_long(field: str, length: int, limit: int) -> InvalidRequest:
+    return InvalidRequest(
+        f"{field} is {length} characters; the limit is {limit}",
+        [ErrorDetail(field=field, message=f"at most {limit} characters")],
+        code="input_too_long",
+    )
+
+
+def _input_error(exc: InputError) -> InvalidInput:
+    return InvalidInput(exc.message, [ErrorDetail(field=exc.field, message=exc.message)], code=exc.code)
+
+
+@serve.deployment(name="Gateway")
+@serve.ingress(app)
+class Gateway:
+    def __init__(self, sentiment: DeploymentHandle, qa: DeploymentHandle, settings: dict[str, Any]) -> None:
+        self.settings = Settings.model_validate(settings)
+        _SETTINGS["current"] = self.settings
+        self.sentiment = sentiment
+        self.qa = qa
+        self.tokenizers = {
+            task: TextTokenizer(
+                tokenizer_file(self.settings.model_dir(task)),
+                max_tokens=min(self.settings.max_tokens, max_positions(self.settings.model_dir(task))),
+            )
+            for task in ("sentiment", "qa")
+        }
+
+    async def _gather(self, responses: list[DeploymentResponse]) -> list[dict[str, Any]]:
+        """Await every input's answer; shed with 503 on backpressure and give up with 504 on timeout."""
+        try:
+            return await asyncio.wait_for(asyncio.gather(*responses), timeout=self.settings.request_timeout_s)
+        except TimeoutError:
+            raise GatewayTimeout(f"no answer within {self.settings.request_timeout_s} s") from None
+        except BackPressureError:
+            raise Overloaded("the model queue is full; retry later") from None
+        except ApiError:
+            raise
+        except Exception as exc:  # a replica died or failed: the caller gets a clean 503, the log the cause
+            logger.warning("model call failed: %s", type(exc).__name__)
+            raise Unavailable("the model could not answer; retry later") from None
+        finally:
+            for response in responses:
+                response.cancel()  # no-op for finished ones; frees queue slots of the rest
+
+    @app.post("/v1/sentiment", response_model=SentimentResponse, responses=ERROR_RESPONSES)
+    async def sentiment_route(self, body: SentimentRequest) -> SentimentResponse:
+        texts = body.texts()
+        if not texts or len(texts) > self.settings.max_items_per_request:
+            raise InvalidRequest(
+                f"text must hold 1 to {self.settings.max_items_per_request} items, got {len(texts)}",
+                [ErrorDetail(field="text", message="wrong number of items")],
+            )
+        items = []
+        for i, text in enumerate(texts):
+            field = "text" if isinstance(body.text, str) else f"text.{i}"
+            if len(text) > self.settings.max_text_chars:
+                raise _too_long(field, len(text), self.settings.max_text_chars)
+            try:
+                items.append(self.tokenizers["sentiment"].encode_text(text, field=field))
+            except InputError as exc:
+                raise _input_error(exc) from None
+        outputs = await self._gather([self.sentiment.classify.remote(item, body.return_attention) for item in items])
+        return SentimentResponse(
+            model=ModelRef(**outputs[0]["model"]),
+            results=[SentimentResult.model_validate(o) for o in outputs],
+        )
+
+    @app.post("/v1/qa", response_model=QAResponse, responses=ERROR_RESPONSES)
+    async def qa_route(self, body: QARequest) -> QAResponse:
+        pairs = body.pairs()
+        if len(pairs) > self.settings.max_items_per_request:
+            raise InvalidRequest(
+                f"inputs must hold at most {self.settings.max_items_per_request} items, got {len(pairs)}",
+                [ErrorDetail(field="inputs", message="too many items")],
+            )
+        items = []
+        for i, pair in enumerate(pairs):
+            prefix = "" if body.inputs is None else f"inputs.{i}."
+            if len(pair.question) > self.settings.max_question_chars:
+                raise _too_long(prefix + "question", len(pair.question), self.settings.max_question_chars)
+            if len(pair.context) > self.settings.max_context_chars:
+                raise _too_long(prefix + "context", len(pair.context), self.settings.max_context_chars)
+            try:
+                item = self.tokenizers["qa"].encode_qa(
+                    pair.question,
+                    pair.context,
+                    max_seq_len=min(self.settings.max_seq_len, self.tokenizers["qa"].max_tokens),
+                    doc_stride=body.doc_stride,
+                    max_question_len=self.settings.max_question_len,
+                    max_windows=self.settings.max_windows,
+                )
+            except InputError as exc:
+                exc.field = prefix + (exc.field or "")
+                raise _input_error(exc) from None
+            items.append(item)
+        outputs = await self._gather(
+            [self.qa.answer.remote(item, body.top_k, body.max_answer_len, body.return_attention) for item in items]
+        )
+        return QAResponse(model=ModelRef(**outputs[0]["model"]), results=[QAResult.model_validate(o) for o in outputs])
+
+    async def _describe_all(self) -> dict[str, dict[str, Any] | Exception]:
+        async def one(handle: DeploymentHandle) -> dict[str, Any] | Exception:
+            try:
+                return await asyncio.wait_for(handle.describe.remote(), timeout=5)
+            except Exception as exc:
+                return exc
+
+        sentiment, qa = await asyncio.gather(one(self.sentiment), one(self.qa))
+        return {"sentiment": sentiment, "qa": qa}
+
+    @app.get("/v1/models", response_model=ModelsResponse)
+    async def models_route(self) -> ModelsResponse:
+        models = []
+        for task, described in (await self._describe_all()).items():
+            if isinstance(described, Exception):
+                raise Unavailable(f"the {task} model is not answering")
+            models.append(ModelInfo.model_validate(described))
+        return ModelsResponse(models=models)
+
+    @app.get("/healthz", response_model=Health)
+    async def healthz(self) -> Health:
+        """Liveness: this process answers HTTP."""
+        return Health(status="ok")
+
+    @app.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+    async def readyz(self):
+        """Readiness: every model deployment runs a tiny forward pass in time."""
+        checks: dict[str, str] = {}
+        for task, handle in (("sentiment", self.sentiment), ("qa", self.qa)):
+            try:
+                await asyncio.wait_for(handle.ping.remote(), timeout=10)
+                checks[task] = "ok"
+            except Exception as exc:
+                checks[task] = f"unavailable: {type(exc).__name__}"
+        ready = all(v == "ok" for v in checks.values())
+        health = Health(status="ok" if ready else "unavailable", checks=checks)
+        return JSONResponse(health.model_dump(), status_code=200 if ready else 503)

@@ -1,0 +1,147 @@
+"""The HTTP API's request and response models (pydantic v2). Imports neither torch nor Ray.
+
+Request models forbid unknown fields, so a typo is an error instead of a silently ignored option.
+Length limits that depend on settings are checked by the gateway; structural ones live here.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+NonEmptyList = Field(min_length=1)
+
+
+class _Request(BaseModel):
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+
+
+class SentimentRequest(_Request):
+    text: str | list[str] = Field(
+        description="one text or a list of texts", examples=["a gorgeous, moving film", ["great!", "awful."]]
+    )
+    return_attention: bool = Field(False, description="include [CLS] attention over the input tokens")
+
+    def texts(self) -> list[str]:
+        return [self.text] if isinstance(self.text, str) else list(self.text)
+
+
+class QAPair(_Request):
+    question: str
+    context: str
+
+
+class QARequest(_Request):
+    question: str | None = Field(None, examples=["When was the tower finished?"])
+    context: str | None = Field(None, examples=["The Eiffel Tower was finished in 1889."])
+    inputs: list[QAPair] | None = Field(None, description="several (question, context) pairs instead of one")
+    top_k: int = Field(1, ge=1, le=20, description="answers per question")
+    max_answer_len: int = Field(15, ge=1, le=128, description="longest answer, in tokens")
+    doc_stride: int = Field(128, ge=1, le=256, description="tokens shared by consecutive context windows")
+    return_attention: bool = Field(False, description="include attention from the best answer span")
+
+    @model_validator(mode="after")
+    def _one_form(self) -> QARequest:
+        single = self.question is not None or self.context is not None
+        if single and self.inputs is not None:
+            raise ValueError("give either question and context, or inputs, not both")
+        if not single and self.inputs is None:
+            raise ValueError("give question and context, or inputs")
+        if single and (self.question is None or self.context is None):
+            raise ValueError("question and context go together")
+        if self.inputs is not None and not self.inputs:
+            raise ValueError("inputs must not be empty")
+        return self
+
+    def pairs(self) -> list[QAPair]:
+        if self.inputs is not None:
+            return list(self.inputs)
+        assert self.question is not None and self.context is not None
+        return [QAPair(question=self.question, context=self.context)]
+
+
+class Token(BaseModel):
+    token: str
+    start: int | None = Field(description="character offset in its source text; null for special tokens")
+    end: int | None
+    source: Literal["text", "question", "context", "special"]
+
+
+class Attention(BaseModel):
+    query: Literal["cls", "answer"] = Field(description="whose attention: [CLS] or the answer span's tokens")
+    tokens: list[Token]
+    layers: list[list[float]] = Field(description="per layer, averaged over heads: weight on each token")
+    rollout: list[float] = Field(description="attention rollout through all layers: weight on each token")
+
+
+class ModelRef(BaseModel):
+    id: str
+    version: str
+
+
+class SentimentResult(BaseModel):
+    label: str
+    probabilities: dict[str, float]
+    truncated: bool = Field(description="the text was longer than max_tokens and only its start was read")
+    tokens: int
+    attention: Attention | None = None
+
+
+class SentimentResponse(BaseModel):
+    model: ModelRef
+    results: list[SentimentResult]
+
+
+class Answer(BaseModel):
+    text: str
+    score: float
+    start: int = Field(description="context[start:end] == text")
+    end: int
+
+
+class QAResult(BaseModel):
+    answers: list[Answer]
+    windows: int = Field(description="context windows the model read")
+    attention: Attention | None = None
+
+
+class QAResponse(BaseModel):
+    model: ModelRef
+    results: list[QAResult]
+
+
+class ModelInfo(BaseModel):
+    task: Literal["sentiment", "qa"]
+    id: str
+    version: str
+    base: str
+    precision: str
+    max_tokens: int
+    labels: list[str] = []
+    replicas_answering: bool = True
+
+
+class ModelsResponse(BaseModel):
+    models: list[ModelInfo]
+
+
+class Health(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str] = {}
+
+
+class ErrorDetail(BaseModel):
+    field: str | None = None
+    message: str
+
+
+class ErrorBody(BaseModel):
+    code: str = Field(examples=["invalid_request"])
+    message: str
+    details: list[ErrorDetail] = []
+    request_id: str | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorBody
