@@ -40,7 +40,7 @@ def app_from_settings(settings: Settings) -> Application:
     gateway = Gateway.options(
         num_replicas=settings.gateway_replicas,
         max_ongoing_requests=settings.gateway_max_ongoing_requests,
-        ray_actor_options={"num_cpus": 0.25},
+        ray_actor_options={"num_cpus": 0.1},
     )
     return gateway.bind(sentiment, qa, settings.model_dump(mode="json"))
 

@@ -46,7 +46,7 @@ class DeploymentSettings(BaseModel):
     min_replicas: int = Field(1, ge=0)
     max_replicas: int = Field(2, ge=1)
     target_ongoing_requests: float = Field(16, gt=0, description="autoscaling target per replica")
-    num_cpus: float = Field(1, gt=0, description="CPUs reserved per replica")
+    num_cpus: float = Field(0.4, gt=0, description="Ray CPU share per replica (scheduling, not threads)")
     threads: int = Field(2, ge=1, description="torch threads per replica")
     max_ongoing_requests: int = Field(64, ge=1, description="per replica; ≥ max_batch_size or batches stay small")
     max_queued_requests: int = Field(256, ge=-1, description="per caller; past it the request gets 503")
