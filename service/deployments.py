@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -35,6 +36,8 @@ class _TaskModel:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"{self.task}-forward")
         self._batching = BatchSettings()
         self._engine = self._load(self._batching)
+        self._batch_sizes: Counter[int] = Counter()
+        self._replica_id = serve.get_replica_context().replica_id.unique_id
 
     def _load(self, batching: BatchSettings) -> SentimentEngine | QAEngine:
         config = EngineConfig(
@@ -88,8 +91,13 @@ class _TaskModel:
             "batching": self._batching.model_dump(),
         }
 
+    def stats(self) -> dict[str, Any]:
+        """Which replica this is and the sizes of the batches it has run (for operators and tests)."""
+        return {"replica": self._replica_id, "batch_sizes": dict(self._batch_sizes)}
+
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def _batched(self, requests: list[tuple]) -> list[dict[str, Any]]:
+        self._batch_sizes[len(requests)] += 1
         return await self._in_worker(self._run, requests)
 
     def _run(self, requests: list[tuple]) -> list[dict[str, Any]]:

@@ -9,6 +9,7 @@ forward passes.
 import asyncio
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -56,15 +57,11 @@ from service.settings import Settings
 logger = logging.getLogger("ray.serve")
 JSON_ROUTES = {"/v1/sentiment", "/v1/qa"}
 
-# The replica's settings, for the middleware and error handlers. Serve runs a copy of `app` (pickled with
-# the ingress wrapper), so per-replica state cannot live on `app.state`; module functions see this dict.
-_SETTINGS: dict[str, Settings] = {}
 
-
-def _settings() -> Settings:
-    if "current" not in _SETTINGS:
-        _SETTINGS["current"] = Settings()
-    return _SETTINGS["current"]
+def _settings_of(scope: dict) -> Settings:
+    """The settings of the app serving this request (set per replica by Gateway.__serve_build_asgi_app__)."""
+    settings = getattr(scope["app"].state, "settings", None)
+    return settings if settings is not None else Settings()
 
 
 app = FastAPI(
@@ -72,6 +69,12 @@ app = FastAPI(
     version=__version__,
     description="Sentiment and extractive QA with a BERT-family encoder; attention weights on request.",
 )
+
+
+def _route_path(scope: dict) -> str:
+    """The path inside this app: ASGI's `path` includes the mount point (`root_path`, Serve's route_prefix)."""
+    path, root = scope["path"], scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 class EdgeMiddleware:
@@ -96,15 +99,15 @@ class EdgeMiddleware:
             await send(message)
 
         async def refuse(error: ApiError) -> None:
-            response = _error_response(error, request_id)
+            response = _error_response(error, request_id, _settings_of(scope))
             await response(scope, receive, send_with_id)
 
-        if scope["method"] == "POST" and scope["path"] in JSON_ROUTES:
+        if scope["method"] == "POST" and _route_path(scope) in JSON_ROUTES:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
                 return
-            limit = _settings().max_body_bytes
+            limit = _settings_of(scope).max_body_bytes
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
@@ -136,11 +139,15 @@ class EdgeMiddleware:
 app.add_middleware(EdgeMiddleware)
 
 
-def _error_response(error: ApiError, request_id: str | None) -> JSONResponse:
+def _error_response(error: ApiError, request_id: str | None, settings: Settings) -> JSONResponse:
     headers = {}
     if isinstance(error, Overloaded):
-        headers["Retry-After"] = str(_settings().retry_after_s)
+        headers["Retry-After"] = str(settings.retry_after_s)
     return JSONResponse(error.response(request_id).model_dump(), status_code=error.status, headers=headers)
+
+
+def _reply(request: Request, error: ApiError) -> JSONResponse:
+    return _error_response(error, _request_id(request), _settings_of(request.scope))
 
 
 def _request_id(request: Request) -> str | None:
@@ -149,19 +156,19 @@ def _request_id(request: Request) -> str | None:
 
 @app.exception_handler(ApiError)
 async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-    return _error_response(exc, _request_id(request))
+    return _reply(request, exc)
 
 
 @app.exception_handler(RequestValidationError)
 async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
     errors = exc.errors()
     if any(e.get("type") == "json_invalid" for e in errors):
-        return _error_response(MalformedJson("request body is not valid JSON"), _request_id(request))
+        return _reply(request, MalformedJson("request body is not valid JSON"))
     details = [
         ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())[1:]) or None, message=e.get("msg", "invalid"))
         for e in errors
     ]
-    return _error_response(InvalidRequest("request does not match the schema", details), _request_id(request))
+    return _reply(request, InvalidRequest("request does not match the schema", details))
 
 
 @app.exception_handler(StarletteHTTPException)
@@ -171,16 +178,18 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
         error = NotFound(f"no route {request.url.path}")
     elif exc.status_code == 405:
         error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+    elif exc.status_code == 400:  # the body could not be read as JSON at all (e.g. invalid UTF-8)
+        error = MalformedJson(f"request body is not valid JSON: {exc.detail}")
     else:
         error = ApiError(str(exc.detail), code="http_error")
         error.status = exc.status_code
-    return _error_response(error, _request_id(request))
+    return _reply(request, error)
 
 
 @app.exception_handler(Exception)
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     logger.exception("unhandled error in request %s", _request_id(request))
-    return _error_response(Internal("internal error; see the server log for this request id"), _request_id(request))
+    return _reply(request, Internal("internal error; see the server log for this request id"))
 
 
 def _too_long(field: str, length: int, limit: int) -> InvalidRequest:
@@ -195,12 +204,24 @@ def _input_error(exc: InputError) -> InvalidInput:
     return InvalidInput(exc.message, [ErrorDetail(field=exc.field, message=exc.message)], code=exc.code)
 
 
+def _cancel_unfinished(responses: list[DeploymentResponse]) -> None:
+    """Free the queue slots of answers nobody will read (after a timeout or a sibling's failure).
+
+    Best effort: cancelling a call that already failed re-raises its error from inside `cancel()`
+    (Ray 2.60), which must not replace the error the client is about to get.
+    """
+    for response in responses:
+        try:
+            response.cancel()
+        except Exception:  # noqa: BLE001, S110 - the call is over either way
+            pass
+
+
 @serve.deployment(name="Gateway")
 @serve.ingress(app)
 class Gateway:
     def __init__(self, sentiment: DeploymentHandle, qa: DeploymentHandle, settings: dict[str, Any]) -> None:
         self.settings = Settings.model_validate(settings)
-        _SETTINGS["current"] = self.settings
         self.sentiment = sentiment
         self.qa = qa
         self.tokenizers = {
@@ -211,22 +232,34 @@ class Gateway:
             for task in ("sentiment", "qa")
         }
 
-    async def _gather(self, responses: list[DeploymentResponse]) -> list[dict[str, Any]]:
-        """Await every input's answer; shed with 503 on backpressure and give up with 504 on timeout."""
+    def __serve_build_asgi_app__(self):
+        """Serve's hook for the replica's ASGI app, called once at start-up: hand this replica's settings to
+        the middleware and exception handlers, which have no `self`. (Serve ships the FastAPI app to replicas
+        pickled by value, so module-level state would not be shared with them.)"""
+        replica_app = self._asgi_app  # this replica's own copy of `app`, set by Serve's ingress wrapper
+        replica_app.state.settings = self.settings
+        return replica_app
+
+    async def _gather(self, submit: Callable[[], list[DeploymentResponse]]) -> list[dict[str, Any]]:
+        """Submit every input and await its answer; shed with 503 on backpressure, 504 past the timeout.
+
+        Submitting is inside the guard too: a handle may refuse a call (queue full) as it is made.
+        """
+        responses: list[DeploymentResponse] = []
         try:
+            responses = submit()
             return await asyncio.wait_for(asyncio.gather(*responses), timeout=self.settings.request_timeout_s)
-        except TimeoutError:
-            raise GatewayTimeout(f"no answer within {self.settings.request_timeout_s} s") from None
-        except BackPressureError:
-            raise Overloaded("the model queue is full; retry later") from None
-        except ApiError:
-            raise
-        except Exception as exc:  # a replica died or failed: the caller gets a clean 503, the log the cause
+        except BaseException as exc:
+            _cancel_unfinished(responses)
+            if isinstance(exc, TimeoutError):
+                raise GatewayTimeout(f"no answer within {self.settings.request_timeout_s} s") from None
+            if isinstance(exc, BackPressureError):
+                raise Overloaded("the model queue is full; retry later") from None
+            if isinstance(exc, ApiError) or not isinstance(exc, Exception):
+                raise  # our own errors, and cancellation when the client went away
+            # A replica died or failed: the caller gets a clean 503, the log the cause.
             logger.warning("model call failed: %s", type(exc).__name__)
             raise Unavailable("the model could not answer; retry later") from None
-        finally:
-            for response in responses:
-                response.cancel()  # no-op for finished ones; frees queue slots of the rest
 
     @app.post("/v1/sentiment", response_model=SentimentResponse, responses=ERROR_RESPONSES)
     async def sentiment_route(self, body: SentimentRequest) -> SentimentResponse:
@@ -245,7 +278,9 @@ class Gateway:
                 items.append(self.tokenizers["sentiment"].encode_text(text, field=field))
             except InputError as exc:
                 raise _input_error(exc) from None
-        outputs = await self._gather([self.sentiment.classify.remote(item, body.return_attention) for item in items])
+        outputs = await self._gather(
+            lambda: [self.sentiment.classify.remote(item, body.return_attention) for item in items]
+        )
         return SentimentResponse(
             model=ModelRef(**outputs[0]["model"]),
             results=[SentimentResult.model_validate(o) for o in outputs],
@@ -280,7 +315,7 @@ class Gateway:
                 raise _input_error(exc) from None
             items.append(item)
         outputs = await self._gather(
-            [self.qa.answer.remote(item, body.top_k, body.max_answer_len, body.return_attention) for item in items]
+            lambda: [self.qa.answer.remote(i, body.top_k, body.max_answer_len, body.return_attention) for i in items]
         )
         return QAResponse(model=ModelRef(**outputs[0]["model"]), results=[QAResult.model_validate(o) for o in outputs])
 

@@ -111,6 +111,15 @@ class QAResponse(BaseModel):
     results: list[QAResult]
 
 
+class Batching(BaseModel):
+    """A model deployment's live batching settings (its Serve user_config)."""
+
+    max_batch_size: int
+    batch_wait_timeout_s: float
+    token_budget: int
+    precision: str
+
+
 class ModelInfo(BaseModel):
     task: Literal["sentiment", "qa"]
     id: str
@@ -119,7 +128,7 @@ class ModelInfo(BaseModel):
     precision: str
     max_tokens: int
     labels: list[str] = []
-    replicas_answering: bool = True
+    batching: Batching
 
 
 class ModelsResponse(BaseModel):

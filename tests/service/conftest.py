@@ -1,0 +1,79 @@
+"""One real Ray Serve instance for the whole test session, deployed the way `attention-serve run` does.
+
+Two applications share it: the default one at / (fixed single replicas so batch statistics are
+unambiguous; fp32 so "same answer as alone" can be checked to 1e-4) and a deliberately tight one at
+/tight (one-slot queues, a 1 s timeout) for the overload and timeout paths.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import httpx
+import pytest
+
+from service.cli import APP_NAME, start_service, stop_service
+
+PORT = int(os.environ.get("ATTENTION_SERVE_TEST_PORT", "18000"))
+
+
+def _model(name: str, batching: dict, **options) -> dict:
+    # autoscaling_config None: the builder enables autoscaling in code; these replicas stay fixed.
+    return {"name": name, "num_replicas": 1, "autoscaling_config": None, "user_config": batching, **options}
+
+
+def deploy_config_for_tests() -> dict:
+    main_batching = {"max_batch_size": 32, "batch_wait_timeout_s": 0.01, "token_budget": 8192, "precision": "fp32"}
+    tight_batching = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0, "token_budget": 8192, "precision": "bf16"}
+    tight_queue = {"max_ongoing_requests": 1, "max_queued_requests": 2}
+    return {
+        "proxy_location": "HeadOnly",
+        "http_options": {"host": "127.0.0.1", "port": PORT, "request_timeout_s": 120},
+        "applications": [
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": "service.app:build_app",
+                "args": {},
+                "deployments": [
+                    _model("SentimentModel", main_batching, max_ongoing_requests=64),
+                    _model("QAModel", main_batching, max_ongoing_requests=64),
+                ],
+            },
+            {
+                "name": "tight",
+                "route_prefix": "/tight",
+                "import_path": "service.app:build_app",
+                "args": {"request_timeout_s": 1.0, "retry_after_s": 2, "max_body_bytes": 65536},
+                "deployments": [
+                    _model("SentimentModel", tight_batching, **tight_queue),
+                    _model("QAModel", tight_batching, **tight_queue),
+                ],
+            },
+        ],
+    }
+
+
+@pytest.fixture(scope="session")
+def service_url() -> str:
+    # Logical CPUs: replicas reserve fractions of them for placement; the threads share the real cores.
+    url = start_service(deploy_config_for_tests(), num_cpus=4)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(f"{url}/readyz", timeout=15).status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(1)
+    else:
+        pytest.fail("service never became ready")
+    yield url
+    stop_service()
+
+
+@pytest.fixture
+def client(service_url):
+    with httpx.Client(base_url=service_url, timeout=120) as http:
+        yield http

@@ -1,0 +1,190 @@
+"""The HTTP API on real Ray Serve: right answers, the documented shapes, one error envelope for all bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+CONTEXT = (
+    "The Amazon rainforest covers much of the Amazon basin of South America. "
+    "Four nations have the largest shares: Brazil holds about sixty percent, followed by Peru and Colombia. "
+    "The forest was named by the Spanish explorer Francisco de Orellana in 1542."
+)
+
+
+def test_liveness_readiness_and_models(client):
+    assert client.get("/healthz").json() == {"status": "ok", "checks": {}}
+    ready = client.get("/readyz")
+    assert ready.status_code == 200
+    assert ready.json()["checks"] == {"sentiment": "ok", "qa": "ok"}
+    models = {m["task"]: m for m in client.get("/v1/models").json()["models"]}
+    assert set(models) == {"sentiment", "qa"}
+    assert models["sentiment"]["labels"] == ["negative", "positive"]
+    assert models["sentiment"]["precision"] == "fp32"
+    assert models["qa"]["max_tokens"] == 384  # the QA window (max_seq_len)
+
+
+def test_openapi_documents_both_tasks(client):
+    spec = client.get("/openapi.json").json()
+    assert {"/v1/sentiment", "/v1/qa", "/v1/models", "/healthz", "/readyz"} <= set(spec["paths"])
+    assert "422" in spec["paths"]["/v1/sentiment"]["post"]["responses"]
+    assert client.get("/docs").status_code == 200
+
+
+def test_sentiment_labels_and_order(client):
+    texts = ["a warm, funny and beautifully acted film", "a dull, lifeless and badly written mess"]
+    reply = client.post("/v1/sentiment", json={"text": texts}, headers={"X-Request-ID": "req-123"})
+    assert reply.status_code == 200
+    assert reply.headers["x-request-id"] == "req-123"
+    body = reply.json()
+    assert body["model"]["id"] == "minilm-l6-sentiment"
+    assert [r["label"] for r in body["results"]] == ["positive", "negative"]
+    for result in body["results"]:
+        assert sum(result["probabilities"].values()) == pytest.approx(1, abs=1e-5)
+        assert result["truncated"] is False
+        assert "attention" not in result or result["attention"] is None
+
+
+def test_sentiment_matches_the_engine(client, sentiment_engine):
+    text = "not the best film of the year, but a solid and often touching one"
+    served = client.post("/v1/sentiment", json={"text": text}).json()["results"][0]
+    local = sentiment_engine.classify([sentiment_engine.encode(text)]).results[0]
+    assert served["label"] == local.label
+    for label, probability in local.probabilities.items():
+        assert served["probabilities"][label] == pytest.approx(probability, abs=1e-4)
+
+
+def test_long_text_is_truncated_and_says_so(client):
+    text = "a fine film. " * 400
+    result = client.post("/v1/sentiment", json={"text": text}).json()["results"][0]
+    assert result["truncated"] is True
+    assert result["tokens"] == 512
+
+
+def test_sentiment_attention_maps_back_to_the_text(client):
+    text = "Ünïcode café — 東京 🎬 was wonderful"
+    result = client.post("/v1/sentiment", json={"text": text, "return_attention": True}).json()["results"][0]
+    attention = result["attention"]
+    assert attention["query"] == "cls"
+    assert len(attention["layers"]) == 6
+    for layer in attention["layers"]:
+        assert len(layer) == len(attention["tokens"])
+        assert sum(layer) == pytest.approx(1, abs=1e-3)
+    words = [text[t["start"] : t["end"]] for t in attention["tokens"] if t["source"] == "text"]
+    assert "wonderful" in words and "東" in words
+
+
+def test_qa_answer_is_a_slice_of_the_context(client):
+    reply = client.post(
+        "/v1/qa", json={"question": "Who named the forest?", "context": CONTEXT, "top_k": 3, "return_attention": True}
+    )
+    assert reply.status_code == 200
+    result = reply.json()["results"][0]
+    assert 1 <= len(result["answers"]) <= 3
+    scores = [a["score"] for a in result["answers"]]
+    assert scores == sorted(scores, reverse=True)
+    for answer in result["answers"]:
+        assert CONTEXT[answer["start"] : answer["end"]] == answer["text"]
+    assert result["attention"]["query"] == "answer"
+    assert result["windows"] == 1
+
+
+def test_qa_finds_the_answer(client):
+    reply = client.post("/v1/qa", json={"question": "In which year was the forest named?", "context": CONTEXT})
+    assert reply.json()["results"][0]["answers"][0]["text"] == "1542"
+
+
+def test_qa_long_context_spans_windows(client):
+    filler = " ".join(f"Sentence number {i} says nothing about rivers." for i in range(200))
+    context = filler + " The longest river in the valley is the Saramac. " + filler
+    reply = client.post("/v1/qa", json={"question": "What is the longest river in the valley?", "context": context})
+    result = reply.json()["results"][0]
+    assert result["windows"] > 3
+    best = result["answers"][0]
+    assert context[best["start"] : best["end"]] == best["text"]
+    assert "Saramac" in best["text"]
+
+
+def test_qa_batch_form(client):
+    inputs = [
+        {"question": "Which country holds about sixty percent?", "context": CONTEXT},
+        {"question": "Who named the forest?", "context": CONTEXT},
+    ]
+    results = client.post("/v1/qa", json={"inputs": inputs}).json()["results"]
+    assert len(results) == 2
+    assert results[0]["answers"][0]["text"] == "Brazil"
+
+
+BAD_REQUESTS = [
+    # (name, method, path, kwargs, status, code)
+    ("malformed json", "POST", "/v1/sentiment", {"content": b'{"text": "x"', "json_ct": True}, 400, "malformed_json"),
+    ("wrong content type", "POST", "/v1/sentiment", {"content": b"text=hi", "ct": "text/plain"}, 415,
+     "unsupported_media_type"),
+    ("missing field", "POST", "/v1/sentiment", {"json": {}}, 422, "invalid_request"),
+    ("extra field", "POST", "/v1/sentiment", {"json": {"text": "hi", "colour": 1}}, 422, "invalid_request"),
+    ("wrong type", "POST", "/v1/sentiment", {"json": {"text": 42}}, 422, "invalid_request"),
+    ("empty text", "POST", "/v1/sentiment", {"json": {"text": ""}}, 422, "empty_input"),
+    ("whitespace text", "POST", "/v1/sentiment", {"json": {"text": " \n\t "}}, 422, "empty_input"),
+    ("empty list", "POST", "/v1/sentiment", {"json": {"text": []}}, 422, "invalid_request"),
+    ("too many items", "POST", "/v1/sentiment", {"json": {"text": ["ok"] * 65}}, 422, "invalid_request"),
+    ("text over the limit", "POST", "/v1/sentiment", {"json": {"text": "a" * 100_001}}, 422, "input_too_long"),
+    ("json array body", "POST", "/v1/sentiment", {"json": ["hi"]}, 422, "invalid_request"),
+    ("qa without context", "POST", "/v1/qa", {"json": {"question": "why?"}}, 422, "invalid_request"),
+    ("qa both forms", "POST", "/v1/qa",
+     {"json": {"question": "a?", "context": "b", "inputs": [{"question": "a?", "context": "b"}]}}, 422,
+     "invalid_request"),
+    ("qa empty question", "POST", "/v1/qa", {"json": {"question": "  ", "context": "text"}}, 422, "empty_input"),
+    ("qa question too long", "POST", "/v1/qa", {"json": {"question": "why " * 100, "context": "text"}}, 422,
+     "question_too_long"),
+    ("qa context too long", "POST", "/v1/qa", {"json": {"question": "why?", "context": "word " * 19_000}}, 422,
+     "context_too_long"),
+    ("qa top_k zero", "POST", "/v1/qa", {"json": {"question": "a?", "context": "b", "top_k": 0}}, 422,
+     "invalid_request"),
+    ("qa nan stride", "POST", "/v1/qa", {"content": b'{"question":"a?","context":"b","doc_stride":NaN}',
+     "json_ct": True}, 422, "invalid_request"),
+    ("body over the limit", "POST", "/v1/sentiment", {"json": {"text": "a" * (9 * 1024 * 1024)}}, 413,
+     "payload_too_large"),
+    ("unknown route", "GET", "/v2/nothing", {}, 404, "not_found"),
+    ("wrong method", "GET", "/v1/sentiment", {}, 405, "method_not_allowed"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("method", "path", "kwargs", "status", "code"), [b[1:] for b in BAD_REQUESTS],
+                         ids=[b[0] for b in BAD_REQUESTS])  # fmt: skip
+def test_bad_input_gets_a_clear_error(client, method, path, kwargs, status, code):
+    kwargs = dict(kwargs)
+    headers = {"X-Request-ID": f"bad-{code}"}
+    if kwargs.pop("json_ct", False):
+        headers["Content-Type"] = "application/json"
+    if "ct" in kwargs:
+        headers["Content-Type"] = kwargs.pop("ct")
+    reply = client.request(method, path, headers=headers, **kwargs)
+    assert reply.status_code == status, reply.text
+    assert reply.headers["content-type"].startswith("application/json")
+    error = reply.json()["error"]
+    assert error["code"] == code
+    assert error["message"]
+    assert error["request_id"] == f"bad-{code}"
+    assert reply.headers["x-request-id"] == f"bad-{code}"
+    assert "Traceback" not in reply.text
+
+
+def test_schema_errors_name_the_field(client):
+    error = client.post("/v1/sentiment", json={"text": ["fine", 7]}).json()["error"]
+    assert any(d["field"] and d["field"].startswith("text") for d in error["details"])
+    error = client.post("/v1/sentiment", json={"text": ["fine", "   "]}).json()["error"]
+    assert error["details"][0]["field"] == "text.1"
+
+
+def test_request_id_is_made_when_absent(client):
+    reply = client.post("/v1/sentiment", json={"text": "fine"})
+    assert len(reply.headers["x-request-id"]) >= 16
+
+
+def test_invalid_utf8_is_a_client_error(client):
+    reply = client.post("/v1/sentiment", content=b'{"text": "\xff\xfe"}', headers={"Content-Type": "application/json"})
+    assert reply.status_code == 400
+    assert json.loads(reply.text)["error"]["code"] == "malformed_json"

@@ -1,0 +1,108 @@
+"""Operating a running service: live reconfiguration and scaling through the same path users take
+(`attention-serve scale` / `serve deploy`: the live config edited through the Ray dashboard's REST API).
+
+These tests change the running application, so they run last (file order) and put things back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import httpx
+import pytest
+from ray import serve
+
+from service.cli import APP_NAME, DEFAULT_DASHBOARD, apply_config, live_config, scaled_config
+from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all
+
+pytestmark = pytest.mark.integration
+
+
+def wait_for(predicate, timeout_s: float = 120, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.5)
+
+
+def set_user_config(deployment: str, **changes) -> None:
+    config = live_config(DEFAULT_DASHBOARD)
+    app = next(a for a in config["applications"] if a["name"] == APP_NAME)
+    entry = next(d for d in app["deployments"] if d["name"] == deployment)
+    entry["user_config"] = {**entry["user_config"], **changes}
+    apply_config(DEFAULT_DASHBOARD, config)
+
+
+def sentiment_batching(client) -> dict:
+    models = client.get("/v1/models").json()["models"]
+    return next(m for m in models if m["task"] == "sentiment")["batching"]
+
+
+def running_replicas(deployment: str) -> int:
+    status = serve.status().applications[APP_NAME].deployments[deployment]
+    return status.replica_states.get("RUNNING", 0)
+
+
+def test_batch_size_changes_live_without_a_restart(client, service_url):
+    replica = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
+    set_user_config("SentimentModel", max_batch_size=1)
+    try:
+        wait_for(lambda: sentiment_batching(client)["max_batch_size"] == 1, what="the new batch size")
+        before = batch_sizes("SentimentModel")
+        replies = asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(40)]))
+        assert all(r.status_code == 200 for r in replies)
+        assert new_batches(before, batch_sizes("SentimentModel")) == {1: 40}
+        same = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
+        assert same == replica, "reconfiguring batching must not replace the replica"
+    finally:
+        set_user_config("SentimentModel", max_batch_size=32)
+        wait_for(lambda: sentiment_batching(client)["max_batch_size"] == 32, what="batch size restored")
+
+
+def test_scaling_to_two_replicas_serves_from_both_and_drops_nothing(client, service_url):
+    async def traffic_while(change) -> list[int | str]:
+        """Eight users posting back to back while `change` runs; each outcome is a status or an error name."""
+        async with httpx.AsyncClient(base_url=service_url, timeout=120) as http:
+            stop = asyncio.Event()
+            replies: list[int | str] = []
+
+            async def user(i: int) -> None:
+                n = 0
+                while not stop.is_set():
+                    try:
+                        reply = await http.post("/v1/sentiment", json={"text": f"user {i} request {n} was fine"})
+                        replies.append(reply.status_code)
+                    except httpx.HTTPError as exc:
+                        replies.append(type(exc).__name__)
+                    n += 1
+
+            users = [asyncio.create_task(user(i)) for i in range(8)]
+            await asyncio.to_thread(change)
+            await asyncio.sleep(2)
+            stop.set()
+            await asyncio.gather(*users)
+            return replies
+
+    def scale_to(n: int):
+        def change() -> None:
+            apply_config(DEFAULT_DASHBOARD, scaled_config(live_config(DEFAULT_DASHBOARD), "sentiment", n, None, None))
+            wait_for(lambda: running_replicas("SentimentModel") == n, what=f"{n} running replicas")
+
+        return change
+
+    replies = asyncio.run(traffic_while(scale_to(2)))
+    try:
+        assert replies and set(replies) == {200}, replies
+        handle = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME)
+        asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(64)]))
+        seen = {}
+        for _ in range(40):
+            stats = handle.stats.remote().result()
+            seen[stats["replica"]] = sum(stats["batch_sizes"].values())
+        assert len(seen) == 2, seen
+        assert all(batches > 0 for batches in seen.values()), f"a replica never served: {seen}"
+    finally:
+        replies = asyncio.run(traffic_while(scale_to(1)))
+    assert replies and set(replies) == {200}, replies
