@@ -51,8 +51,16 @@ def load_deploy_config(path: Path, host: str | None, port: int | None) -> dict:
     return config
 
 
-def start_service(config: dict, *, num_cpus: int | None = None, ready_timeout_s: float = 300) -> str:
-    """Start (or join) local Ray, deploy `config`, wait until the app runs; returns the base URL."""
+DEFAULT_METRICS_PORT = 8080
+
+
+def start_service(
+    config: dict, *, num_cpus: int | None = None, metrics_port: int = DEFAULT_METRICS_PORT, ready_timeout_s: float = 300
+) -> str:
+    """Start (or join) local Ray, deploy `config`, wait until the app runs; returns the base URL.
+
+    Ray's metrics (Serve's and ours) are exported for Prometheus on `metrics_port`, away from the API port.
+    """
     import ray
     from ray import serve
     from ray.serve._private import api as serve_api
@@ -60,7 +68,13 @@ def start_service(config: dict, *, num_cpus: int | None = None, ready_timeout_s:
 
     schema = ServeDeploySchema.model_validate(config)
     if not ray.is_initialized():
-        ray.init(namespace="serve", num_cpus=num_cpus, include_dashboard=True, log_to_driver=False)
+        ray.init(
+            namespace="serve",
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            log_to_driver=False,
+            _metrics_export_port=metrics_port,
+        )
     http = schema.http_options
     client = serve_api.serve_start(http_options=http.model_dump(), proxy_location=schema.proxy_location)
     client.deploy_apps(schema, _blocking=False)
@@ -154,8 +168,9 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = load_deploy_config(args.config, args.host, args.port)
     else:
         config = default_deploy_config(args.host or "127.0.0.1", args.port or 8000)
-    url = start_service(config)
+    url = start_service(config, metrics_port=args.metrics_port)
     print(f"attention-serve is up at {url}  (API docs {url}/docs, Ray dashboard {DEFAULT_DASHBOARD})")
+    print(f"Prometheus metrics: http://127.0.0.1:{args.metrics_port}/metrics")
     print("Ctrl-C stops it.")
     stopping = {"now": False}
 
@@ -229,6 +244,7 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--config", type=Path, help="a Serve config file (default: built-in defaults)")
     run.add_argument("--host", help="HTTP host (default 127.0.0.1; the config file's when given)")
     run.add_argument("--port", type=int, help="HTTP port (default 8000)")
+    run.add_argument("--metrics-port", type=int, default=DEFAULT_METRICS_PORT, help="Ray's Prometheus metrics port")
     run.set_defaults(handler=_cmd_run)
 
     predict = commands.add_parser("predict", help="one prediction, from the local engine or a running server")

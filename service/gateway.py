@@ -8,6 +8,7 @@ forward passes.
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -39,6 +40,7 @@ from service.api_errors import (
 from service.engine.errors import InputError
 from service.engine.layout import max_positions, tokenizer_file
 from service.engine.tokenize import TextTokenizer
+from service.metrics import GatewayMetrics
 from service.protocol import (
     ErrorDetail,
     Health,
@@ -55,6 +57,7 @@ from service.protocol import (
 from service.settings import Settings
 
 logger = logging.getLogger("ray.serve")
+access_logger = logging.getLogger("ray.serve.attention_serve.access")
 JSON_ROUTES = {"/v1/sentiment", "/v1/qa"}
 
 
@@ -87,6 +90,14 @@ class EdgeMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        began = time.perf_counter()
+        outcome = {"status": 500}
+        try:
+            await self._handle(scope, receive, send, outcome)
+        finally:
+            _account(scope, outcome["status"], time.perf_counter() - began)
+
+    async def _handle(self, scope, receive, send, outcome: dict) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # Serve's proxy takes the client's X-Request-ID (or makes one), passes it here and returns it in
         # the response; only when running outside Serve do we make and return one ourselves.
@@ -94,8 +105,10 @@ class EdgeMiddleware:
         scope.setdefault("state", {})["request_id"] = request_id
 
         async def send_with_id(message) -> None:
-            if message["type"] == "http.response.start" and "x-request-id" not in headers:
-                message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
+            if message["type"] == "http.response.start":
+                outcome["status"] = message["status"]
+                if "x-request-id" not in headers:
+                    message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         async def refuse(error: ApiError) -> None:
@@ -116,6 +129,7 @@ class EdgeMiddleware:
             while more:
                 message = await receive()
                 if message["type"] == "http.disconnect":
+                    outcome["status"] = 499  # the client left before sending its body
                     return
                 body += message.get("body", b"")
                 more = message.get("more_body", False)
@@ -134,6 +148,28 @@ class EdgeMiddleware:
             await self.app(scope, replay, send_with_id)
             return
         await self.app(scope, receive, send_with_id)
+
+
+def _account(scope: dict, status: int, seconds: float) -> None:
+    """One metrics observation and one access-log line per request: sizes and codes, never the text."""
+    path = _route_path(scope)
+    task = {"/v1/sentiment": "sentiment", "/v1/qa": "qa"}.get(path, "other")
+    gateway_metrics = getattr(scope["app"].state, "metrics", None)
+    if gateway_metrics is not None:
+        gateway_metrics.observe(task, status, seconds)
+    access_logger.info(
+        "%s %s %d %.1f ms",
+        scope["method"],
+        path if task != "other" else "-",
+        status,
+        seconds * 1000,
+        extra={
+            "request_id": scope.get("state", {}).get("request_id"),
+            "task": task,
+            "status": status,
+            "latency_ms": round(seconds * 1000, 2),
+        },
+    )
 
 
 app.add_middleware(EdgeMiddleware)
@@ -222,6 +258,7 @@ def _cancel_unfinished(responses: list[DeploymentResponse]) -> None:
 class Gateway:
     def __init__(self, sentiment: DeploymentHandle, qa: DeploymentHandle, settings: dict[str, Any]) -> None:
         self.settings = Settings.model_validate(settings)
+        self.metrics = GatewayMetrics()
         self.sentiment = sentiment
         self.qa = qa
         self.tokenizers = {
@@ -238,7 +275,13 @@ class Gateway:
         pickled by value, so module-level state would not be shared with them.)"""
         replica_app = self._asgi_app  # this replica's own copy of `app`, set by Serve's ingress wrapper
         replica_app.state.settings = self.settings
+        replica_app.state.metrics = self.metrics
         return replica_app
+
+    def _count_inputs(self, task: str, count: int, with_attention: bool) -> None:
+        self.metrics.items.inc(count, tags={"task": task})
+        if with_attention:
+            self.metrics.attention_requests.inc(tags={"task": task})
 
     async def _gather(self, submit: Callable[[], list[DeploymentResponse]]) -> list[dict[str, Any]]:
         """Submit every input and await its answer; shed with 503 on backpressure, 504 past the timeout.
@@ -278,6 +321,7 @@ class Gateway:
                 items.append(self.tokenizers["sentiment"].encode_text(text, field=field))
             except InputError as exc:
                 raise _input_error(exc) from None
+        self._count_inputs("sentiment", len(items), body.return_attention)
         outputs = await self._gather(
             lambda: [self.sentiment.classify.remote(item, body.return_attention) for item in items]
         )
@@ -314,6 +358,7 @@ class Gateway:
                 exc.field = prefix + (exc.field or "")
                 raise _input_error(exc) from None
             items.append(item)
+        self._count_inputs("qa", len(items), body.return_attention)
         outputs = await self._gather(
             lambda: [self.qa.answer.remote(i, body.top_k, body.max_answer_len, body.return_attention) for i in items]
         )

@@ -16,6 +16,7 @@ import pytest
 from service.cli import APP_NAME, start_service, stop_service
 
 PORT = int(os.environ.get("ATTENTION_SERVE_TEST_PORT", "18000"))
+METRICS_PORT = PORT + 80
 
 
 def _model(name: str, batching: dict, **options) -> dict:
@@ -58,7 +59,7 @@ def deploy_config_for_tests() -> dict:
 @pytest.fixture(scope="session")
 def service_url() -> str:
     # Logical CPUs: replicas reserve fractions of them for placement; the threads share the real cores.
-    url = start_service(deploy_config_for_tests(), num_cpus=4)
+    url = start_service(deploy_config_for_tests(), num_cpus=4, metrics_port=METRICS_PORT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

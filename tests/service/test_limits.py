@@ -34,9 +34,12 @@ def test_overload_is_shed_quickly_with_503_and_retry_after(service_url):
         assert seconds < 5, "shedding must be fast, not after waiting in a queue"
 
 
+# About 50 windows of 384 tokens: seconds of model time against the tight app's 1 s timeout.
+LONG_CONTEXT = " ".join(f"Paragraph {i} tells of the harbour, the ships and the weather." for i in range(1000))
+
+
 def test_request_past_its_timeout_gets_504(service_url):
-    # About 60 windows of 384 tokens: several seconds of model time against the tight app's 1 s timeout.
-    context = " ".join(f"Paragraph {i} tells of the harbour, the ships and the weather." for i in range(1000))
+    context = LONG_CONTEXT
     with httpx.Client(base_url=service_url, timeout=60) as http:
         started = time.monotonic()
         reply = http.post("/tight/v1/qa", json={"question": "What does it tell of?", "context": context})
