@@ -34,7 +34,13 @@ def default_deploy_config(host: str = "127.0.0.1", port: int = 8000, args: dict[
         "proxy_location": "HeadOnly",
         "http_options": {"host": host, "port": port},
         "applications": [
-            {"name": APP_NAME, "route_prefix": "/", "import_path": "service.app:build_app", "args": args or {}}
+            {
+                "name": APP_NAME,
+                "route_prefix": "/",
+                "import_path": "service.app:build_app",
+                "args": args or {},
+                "logging_config": {"encoding": "JSON", "log_level": "INFO"},
+            }
         ],
     }
 

@@ -37,6 +37,7 @@ def deploy_config_for_tests() -> dict:
                 "route_prefix": "/",
                 "import_path": "service.app:build_app",
                 "args": {},
+                "logging_config": {"encoding": "JSON", "log_level": "INFO"},
                 "deployments": [
                     _model("SentimentModel", main_batching, max_ongoing_requests=64),
                     _model("QAModel", main_batching, max_ongoing_requests=64),

@@ -108,14 +108,18 @@ def test_qa_long_context_spans_windows(client):
     assert "Saramac" in best["text"]
 
 
-def test_qa_batch_form(client):
+def test_qa_batch_form_answers_like_single_requests(client):
     inputs = [
         {"question": "Which country holds about sixty percent?", "context": CONTEXT},
         {"question": "Who named the forest?", "context": CONTEXT},
     ]
     results = client.post("/v1/qa", json={"inputs": inputs}).json()["results"]
     assert len(results) == 2
-    assert results[0]["answers"][0]["text"] == "Brazil"
+    for pair, result in zip(inputs, results, strict=True):
+        alone = client.post("/v1/qa", json=pair).json()["results"][0]
+        assert result["answers"][0]["text"] == alone["answers"][0]["text"]
+        assert result["answers"][0]["score"] == pytest.approx(alone["answers"][0]["score"], abs=1e-4)
+    assert "Orellana" in results[1]["answers"][0]["text"]
 
 
 BAD_REQUESTS = [
@@ -188,3 +192,28 @@ def test_invalid_utf8_is_a_client_error(client):
     reply = client.post("/v1/sentiment", content=b'{"text": "\xff\xfe"}', headers={"Content-Type": "application/json"})
     assert reply.status_code == 400
     assert json.loads(reply.text)["error"]["code"] == "malformed_json"
+
+
+def test_logs_carry_request_ids_and_never_the_text(client):
+    import time
+    from pathlib import Path
+
+    import ray
+
+    secret = "zebraquokka wonderful"
+    client.post("/v1/sentiment", json={"text": secret}, headers={"X-Request-ID": "log-check-1"})
+    client.post("/v1/qa", json={"question": "zebraquokka?", "context": secret}, headers={"X-Request-ID": "log-check-2"})
+    time.sleep(1)
+    log_dir = Path(ray._private.worker._global_node.get_logs_dir_path()) / "serve"
+    logs = {path.name: path.read_text(errors="replace") for path in log_dir.glob("*.log")}
+    assert not [name for name, text in logs.items() if "zebraquokka" in text], "request text reached a log"
+    access = [
+        json.loads(line)
+        for name, text in logs.items()
+        if name.startswith("replica_attention-serve_Gateway")
+        for line in text.splitlines()
+        if line.startswith("{") and "log-check-" in line
+    ]
+    lines = {entry.get("request_id"): entry for entry in access if "latency_ms" in entry}
+    assert lines["log-check-1"]["task"] == "sentiment" and lines["log-check-1"]["status"] == 200
+    assert lines["log-check-2"]["task"] == "qa" and lines["log-check-2"]["latency_ms"] > 0
