@@ -1,0 +1,118 @@
+"""Engine speed next to transformers' BertModel, same weights, same inputs, one run, as ratios.
+
+    python -m loadtests.bench_engine [--threads 2] [--repeats 3] [--write docs/benchmarks.md]
+
+Two mixes: short sentences (sentiment-like, 8–40 tokens, batches of 64) and full 384-token QA windows
+(batches of 16). For each precision (fp32, bf16) it times the encoder forward pass only — tokenization
+done beforehand, identical padded batches for both — and prints tokens/s (real tokens) and sequences/s. The
+bf16 row is also compared with the machine's bf16 matmul bound for MiniLM-L6 (≈ 40k tokens/s on these two
+cores, from DESIGN.md: ~890 GFLOP/s peak, ~21 MFLOP per token).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+MATMUL_BOUND_TOKENS_S = 40_000
+
+
+def short_sentences(n: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    words = (
+        "the a film movie plot acting cast score ending scene story was is felt truly deeply rather "
+        "wonderful dull moving clumsy sharp bland funny sad long short bright dark warm cold"
+    ).split()
+    return [" ".join(rng.choice(words) for _ in range(rng.randint(6, 36))) for _ in range(n)]
+
+
+def batches(tokenizer, texts: list[str], width: int | None, batch: int) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    encoded = [tokenizer.encode_text(t).ids for t in texts]
+    if width is not None:  # QA-like windows: every sequence exactly `width` tokens
+        encoded = [(ids * (width // len(ids) + 1))[:width] for ids in encoded]
+    out = []
+    for i in range(0, len(encoded), batch):
+        chunk = sorted(encoded[i : i + batch], key=len)
+        w = max(len(ids) for ids in chunk)
+        ids = torch.zeros(len(chunk), w, dtype=torch.long)
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(chunk):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        out.append((ids, mask))
+    return out
+
+
+def timed(run, data, repeats: int) -> float:
+    with torch.inference_mode():
+        run(*data[0])  # warm-up
+        best = float("inf")
+        for _ in range(repeats):
+            began = time.perf_counter()
+            for ids, mask in data:
+                run(ids, mask)
+            best = min(best, time.perf_counter() - began)
+    return best
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--repeats", type=int, default=3, help="best of N passes over the data")
+    parser.add_argument("--write", type=Path)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+
+    import transformers
+
+    from service.engine.layout import default_base_dir
+    from service.engine.tokenize import TextTokenizer
+    from service.engine.weights import load_encoder
+
+    base = default_base_dir()
+    tokenizer = TextTokenizer(base / "tokenizer.json", max_tokens=512)
+    mixes = {
+        "short sentences (batch 64)": batches(tokenizer, short_sentences(512), None, 64),
+        "384-token QA windows (batch 16)": batches(tokenizer, short_sentences(64, seed=1), 384, 16),
+    }
+    lines = [
+        f"## Engine vs transformers BertModel ({time.strftime('%Y-%m-%d')}, {args.threads} threads)",
+        "",
+        f"Command: `python -m loadtests.bench_engine {' '.join(argv if argv is not None else sys.argv[1:])}`. "
+        f"Encoder forward only, best of {args.repeats}; tokens/s counts real (unpadded) tokens.",
+        "",
+        "| mix | precision | ours tokens/s | ours seq/s | transformers tokens/s | ours / transformers "
+        "| ours / 40k bound |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for precision, dtype in (("fp32", torch.float32), ("bf16", torch.bfloat16)):
+        ours, _ = load_encoder(base, "sentiment")
+        ours = ours.to(dtype).eval()
+        reference = transformers.BertModel.from_pretrained(str(base), attn_implementation="sdpa")
+        reference = reference.to(dtype).eval()
+        for mix, data in mixes.items():
+            real_tokens = sum(int(mask.sum()) for _, mask in data)
+            sequences = sum(ids.shape[0] for ids, _ in data)
+            ours_s = timed(lambda i, m, model=ours: model.encoder(i, m), data, args.repeats)
+            ref_s = timed(lambda i, m, model=reference: model(input_ids=i, attention_mask=m), data, args.repeats)
+            ours_tps = real_tokens / ours_s
+            lines.append(
+                f"| {mix} | {precision} | {ours_tps:,.0f} | {sequences / ours_s:,.1f} | {real_tokens / ref_s:,.0f} "
+                f"| {ref_s / ours_s:.2f} | {ours_tps / MATMUL_BOUND_TOKENS_S:.0%} |"
+            )
+            print(lines[-1], flush=True)
+    report = "\n".join(lines) + "\n"
+    print(report)
+    if args.write:
+        with args.write.open("a") as f:
+            f.write(report + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
