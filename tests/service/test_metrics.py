@@ -82,20 +82,23 @@ def scalar(api: str, promql: str) -> float | None:
 
 def settled(api: str, promql: str, quiet_s: float = 14) -> float:
     """The value once it has not moved for `quiet_s` (Ray reports replica metrics every few seconds)."""
-    last, since = None, time.monotonic()
     deadline = time.monotonic() + 90
+    while not query(api, 'up{job="ray"} == 1'):  # no verdict before Prometheus has scraped Ray at least once
+        assert time.monotonic() < deadline, "Prometheus never scraped Ray's metrics endpoint"
+        time.sleep(0.5)
+    last, since = scalar(api, promql), time.monotonic()
     while time.monotonic() < deadline:
         value = scalar(api, promql)
         if value != last:
             last, since = value, time.monotonic()
-        elif value is not None and time.monotonic() - since >= quiet_s:
-            return value
+        elif time.monotonic() - since >= quiet_s:
+            return value or 0.0  # a series that never appeared counts nothing yet
         time.sleep(1)
     raise AssertionError(f"{promql} never settled (last {last})")
 
 
 def test_prometheus_counts_exactly_what_was_sent(prometheus, service_url):
-    before = settled(prometheus, SENTIMENT_200) if scalar(prometheus, SENTIMENT_200) is not None else 0.0
+    before = settled(prometheus, SENTIMENT_200)
     replies = asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(48)]))
     assert all(r.status_code == 200 for r in replies)
     assert settled(prometheus, SENTIMENT_200) - before == 48
