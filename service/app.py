@@ -24,7 +24,12 @@ def _model_options(deployment: DeploymentSettings) -> dict[str, Any]:
         },
         "max_ongoing_requests": deployment.max_ongoing_requests,
         "max_queued_requests": deployment.max_queued_requests,
-        "ray_actor_options": {"num_cpus": deployment.num_cpus},
+        "ray_actor_options": {
+            "num_cpus": deployment.num_cpus,
+            # OpenMP threads otherwise spin for a while after each forward pass; on a small machine that
+            # spinning starves the proxy and the gateway, which share the same cores.
+            "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
+        },
         "user_config": deployment.batching.model_dump(),
     }
 
