@@ -139,8 +139,12 @@ def scaled_config(current: dict, task: str, replicas: int | None, min_replicas: 
 
 def _dashboard(address: str):
     """Ray's own Serve REST client (what `serve deploy` uses): it carries the cluster's auth token."""
+    from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
     from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
 
+    # Ray 2.60 clusters require a token; a fresh process sends the local one (~/.ray/auth_token) only once token
+    # mode is switched on, as `ray start` does.
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
     return ServeSubmissionClient(address)
 
 
