@@ -50,6 +50,8 @@ def app_config(port: int) -> dict:
                 "import_path": "service.app:build_app",
                 "args": {"sentiment": {"threads": 1}, "qa": {"threads": 1}},
                 "deployments": [
+                    # The ingress stays on the head, beside the HTTP proxy: losing a worker must not take it along.
+                    {"name": "Gateway", "ray_actor_options": {"num_cpus": 0.1, "resources": {"ingress_node": 0.1}}},
                     {"name": "SentimentModel", "num_replicas": 2, "autoscaling_config": None,
                      "ray_actor_options": on_workers, "user_config": batching},
                     {"name": "QAModel", "num_replicas": 1, "autoscaling_config": None,
@@ -111,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     bodies = [{"text": t} for t in texts(64)]
     expected = {b["text"]: engine.classify([engine.encode(b["text"])]).results[0] for b in bodies}
 
-    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    cluster = Cluster(
+        initialize_head=True,
+        head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"ingress_node": 1}},
+    )
     workers = [cluster.add_node(num_cpus=1, resources={"model_node": 1}) for _ in range(2)]
     cluster.wait_for_nodes()
     ray.init(address=cluster.address, namespace="serve", log_to_driver=False)
@@ -170,6 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         failed=sum(failures.values()),
         failures_by_status=failures,
         unclean_failures=len(unclean),
+        unclean_statuses=sorted({str(status) for status in unclean}),
         wrong_answers=len(wrong),
         last_failure_after_loss_s=None if last_failure is None else round(last_failure - killed, 2),
     )

@@ -28,7 +28,7 @@ def test_losing_a_worker_node_under_load_loses_no_answer(tmp_path):
     assert report["sentiment_replica_nodes_before"] == 2, "replicas were not spread over the worker nodes"
     assert report["requests_after_loss"] > 0
     assert report["wrong_answers"] == 0
-    assert report["unclean_failures"] == 0
+    assert report["unclean_failures"] == 0, report
     assert all(status.startswith("5") for status in report["failures_by_status"]), report["failures_by_status"]
     assert report["replicas_back_after_s"] is not None and report["replicas_back_after_s"] < 30
     assert done.returncode == 0
