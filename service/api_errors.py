@@ -2,6 +2,7 @@
 
 ApiError                      code                  status
 ├── MalformedJson             malformed_json        400
+├── Unauthorized              unauthorized          401 (api_key set, key missing or wrong)
 ├── UnsupportedMediaType      unsupported_media_type 415
 ├── PayloadTooLarge           payload_too_large     413
 ├── InvalidRequest            invalid_request       422  (schema, limits)
@@ -37,6 +38,10 @@ class ApiError(Exception):
 
 class MalformedJson(ApiError):
     status, code = 400, "malformed_json"
+
+
+class Unauthorized(ApiError):
+    status, code = 401, "unauthorized"
 
 
 class UnsupportedMediaType(ApiError):
@@ -84,6 +89,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": description}
     for status, description in {
         400: "Malformed JSON",
+        401: "API key missing or wrong (only when the service has api_key set)",
         413: "Body over max_body_bytes",
         415: "Content-Type is not application/json",
         422: "Invalid request or input",

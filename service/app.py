@@ -47,7 +47,10 @@ def app_from_settings(settings: Settings) -> Application:
         max_ongoing_requests=settings.gateway_max_ongoing_requests,
         ray_actor_options={"num_cpus": 0.1},
     )
-    return gateway.bind(sentiment, qa, settings.model_dump(mode="json"))
+    gateway_settings = settings.model_dump(mode="json")
+    if settings.api_key is not None:  # JSON dumps mask secrets; the gateway needs the real key to compare
+        gateway_settings["api_key"] = settings.api_key.get_secret_value()
+    return gateway.bind(sentiment, qa, gateway_settings)
 
 
 def build_app(args: dict[str, Any] | None = None) -> Application:

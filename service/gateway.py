@@ -7,6 +7,7 @@ forward passes.
 """
 
 import asyncio
+import hmac
 import logging
 import time
 import uuid
@@ -34,6 +35,7 @@ from service.api_errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    Unauthorized,
     Unavailable,
     UnsupportedMediaType,
 )
@@ -115,6 +117,11 @@ class EdgeMiddleware:
             response = _error_response(error, request_id, _settings_of(scope))
             await response(scope, receive, send_with_id)
 
+        api_key = _settings_of(scope).api_key
+        if api_key is not None and _route_path(scope).startswith("/v1/") and not _key_matches(headers, api_key):
+            await refuse(Unauthorized("send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"))
+            return
+
         if scope["method"] == "POST" and _route_path(scope) in JSON_ROUTES:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
@@ -150,6 +157,15 @@ class EdgeMiddleware:
         await self.app(scope, receive, send_with_id)
 
 
+def _key_matches(headers: dict[str, str], api_key) -> bool:
+    """Constant-time comparison, so response timing does not leak how much of a guess was right."""
+    given = headers.get("x-api-key", "")
+    authorization = headers.get("authorization", "")
+    if not given and authorization.lower().startswith("bearer "):
+        given = authorization[7:].strip()
+    return hmac.compare_digest(given.encode(), api_key.get_secret_value().encode())
+
+
 def _account(scope: dict, status: int, seconds: float) -> None:
     """One metrics observation and one access-log line per request: sizes and codes, never the text."""
     path = _route_path(scope)
@@ -177,6 +193,8 @@ app.add_middleware(EdgeMiddleware)
 
 def _error_response(error: ApiError, request_id: str | None, settings: Settings) -> JSONResponse:
     headers = {}
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
     if isinstance(error, Overloaded):
         headers["Retry-After"] = str(settings.retry_after_s)
     return JSONResponse(error.response(request_id).model_dump(), status_code=error.status, headers=headers)

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
@@ -72,6 +72,10 @@ class Settings(BaseSettings):
     max_windows: int = Field(64, ge=1, description="QA windows per context; longer contexts get 422")
     request_timeout_s: float = Field(30.0, gt=0, description="past it the gateway answers 504")
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
+
+    # Off by default for local use. Set it from the environment (ATTENTION_SERVE_API_KEY) or a secret, not in a
+    # config file: then every /v1/* request needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.
+    api_key: SecretStr | None = Field(None, description="required on /v1/* when set; never logged")
 
     # Gateway replicas (HTTP parsing, validation, tokenization).
     gateway_replicas: int = Field(1, ge=1)

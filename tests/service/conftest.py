@@ -2,7 +2,7 @@
 
 Two applications share it: the default one at / (fixed single replicas so batch statistics are
 unambiguous; fp32 so "same answer as alone" can be checked to 1e-4) and a deliberately tight one at
-/tight (one-slot queues, a 1 s timeout) for the overload and timeout paths.
+/tight (one-slot queues, a 1 s timeout, an API key) for the overload, timeout and auth paths.
 """
 
 from __future__ import annotations
@@ -17,6 +17,8 @@ from service.cli import APP_NAME, start_service, stop_service
 
 PORT = int(os.environ.get("ATTENTION_SERVE_TEST_PORT", "18000"))
 METRICS_PORT = PORT + 80
+TIGHT_KEY = "tight-app-test-key-5f1c"
+TIGHT_AUTH = {"X-API-Key": TIGHT_KEY}
 
 
 def _model(name: str, batching: dict, **options) -> dict:
@@ -48,6 +50,8 @@ def deploy_config_for_tests() -> dict:
                 "route_prefix": "/tight",
                 "import_path": "service.app:build_app",
                 "args": {"request_timeout_s": 1.0, "retry_after_s": 2, "max_body_bytes": 65536},
+                # The key comes from the environment, as it should in production: Serve logs `args`.
+                "runtime_env": {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}},
                 "deployments": [
                     _model("SentimentModel", tight_batching, **tight_queue),
                     _model("QAModel", tight_batching, **tight_queue),

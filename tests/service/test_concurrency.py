@@ -41,9 +41,9 @@ def new_batches(before: dict[int, int], after: dict[int, int]) -> dict[int, int]
     return {size: after[size] - before.get(size, 0) for size in after if after[size] > before.get(size, 0)}
 
 
-async def post_all(url: str, path: str, bodies: list[dict]) -> list[httpx.Response]:
+async def post_all(url: str, path: str, bodies: list[dict], headers: dict | None = None) -> list[httpx.Response]:
     limits = httpx.Limits(max_connections=len(bodies))
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
+    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits, headers=headers) as http:
         return await asyncio.gather(*(http.post(path, json=body) for body in bodies))
 
 

@@ -18,7 +18,7 @@ import httpx
 import pytest
 import yaml
 
-from tests.service.conftest import METRICS_PORT
+from tests.service.conftest import METRICS_PORT, TIGHT_AUTH
 from tests.service.test_concurrency import distinct_texts, post_all
 from tests.service.test_limits import LONG_CONTEXT
 from tests.system_packages import ensure_debian_binary
@@ -139,8 +139,10 @@ def test_every_dashboard_panel_has_data(prometheus, service_url):
     with httpx.Client(base_url=service_url, timeout=120) as http:
         http.post("/v1/sentiment", json={"text": "a long film. " * 300, "return_attention": True})
         http.post("/v1/qa", json={"question": "Who?", "context": "Ada wrote it.", "return_attention": True})
-        assert http.post("/tight/v1/qa", json={"question": "What?", "context": LONG_CONTEXT}).status_code == 504
-    flood = asyncio.run(post_all(service_url, "/tight/v1/sentiment", [{"text": t * 20} for t in distinct_texts(60)]))
+        slow = {"question": "What?", "context": LONG_CONTEXT}
+        assert http.post("/tight/v1/qa", json=slow, headers=TIGHT_AUTH).status_code == 504
+    bodies = [{"text": t * 20} for t in distinct_texts(60)]
+    flood = asyncio.run(post_all(service_url, "/tight/v1/sentiment", bodies, headers=TIGHT_AUTH))
     assert 503 in {r.status_code for r in flood}
     dashboard = json.loads((DEPLOY / "grafana" / "dashboards" / "attention-serve.json").read_text())
     queries = [(panel["title"], target["expr"]) for panel in dashboard["panels"] for target in panel["targets"]]
