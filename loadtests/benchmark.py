@@ -224,7 +224,15 @@ def main(argv: list[str] | None = None) -> int:
     path = f"/v1/{args.task}"
     batch = 32 if args.task == "sentiment" else 16
 
-    from service.cli import APP_NAME, DEFAULT_DASHBOARD, apply_config, live_config, start_service, stop_service
+    from service.cli import (
+        APP_NAME,
+        DEFAULT_DASHBOARD,
+        apply_config,
+        batching_config,
+        live_config,
+        start_service,
+        stop_service,
+    )
     from service.settings import BatchSettings
 
     rows = list(engine_rows(args.task, bodies, batch))
@@ -237,13 +245,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows.append(http_row("2. service, batching on (default config)", url, path, bodies, args.concurrency))
         rows.append(http_row("2b. service, batching on, one client", url, path, bodies[:100], 1))
-        deployment = "SentimentModel" if args.task == "sentiment" else "QAModel"
-        config = live_config(DEFAULT_DASHBOARD)
-        app = next(a for a in config["applications"] if a["name"] == APP_NAME)
-        app.setdefault("deployments", []).append(
-            {"name": deployment, "user_config": {**BatchSettings().model_dump(), "max_batch_size": 1}}
-        )
-        apply_config(DEFAULT_DASHBOARD, config)
+        apply_config(DEFAULT_DASHBOARD, batching_config(live_config(DEFAULT_DASHBOARD), args.task, max_batch_size=1))
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             models = httpx.get(f"{url}/v1/models", timeout=10).json()["models"]

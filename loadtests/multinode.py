@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import sys
 import time
 from pathlib import Path
@@ -24,12 +23,6 @@ from pathlib import Path
 import httpx
 
 RECOVERY_GOAL_S = 30
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def texts(n: int) -> list[str]:
@@ -105,6 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray.cluster_utils import Cluster
 
+    from loadtests.benchmark import free_port
     from service.cli import start_service
     from service.engine.engine import EngineConfig, SentimentEngine
     from service.settings import default_model_dir

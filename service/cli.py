@@ -109,8 +109,8 @@ def stop_service() -> None:
     ray.shutdown()
 
 
-def scaled_config(current: dict, task: str, replicas: int | None, min_replicas: int | None, max_replicas: int | None):
-    """The live Serve config with one task's replica count (or autoscaling bounds) changed."""
+def _edited(current: dict, task: str) -> tuple[dict, dict]:
+    """A copy of the live Serve config and, in it, the entry of one task's deployment (added when absent)."""
     name = DEPLOYMENT_OF_TASK[task]
     config = json.loads(json.dumps(current))
     app = next((a for a in config["applications"] if a["name"] == APP_NAME), None)
@@ -121,6 +121,12 @@ def scaled_config(current: dict, task: str, replicas: int | None, min_replicas: 
     if deployment is None:
         deployment = {"name": name}
         deployments.append(deployment)
+    return config, deployment
+
+
+def scaled_config(current: dict, task: str, replicas: int | None, min_replicas: int | None, max_replicas: int | None):
+    """The live Serve config with one task's replica count (or autoscaling bounds) changed."""
+    config, deployment = _edited(current, task)
     if replicas is not None:
         # An explicit null, not a missing key: the app builder sets autoscaling in code, and a key left
         # out of the config means "keep the code's value", which would override the fixed count.
@@ -134,6 +140,15 @@ def scaled_config(current: dict, task: str, replicas: int | None, min_replicas: 
             autoscaling["max_replicas"] = max_replicas
         deployment["num_replicas"] = "auto"
         deployment["autoscaling_config"] = autoscaling
+    return config
+
+
+def batching_config(current: dict, task: str, **changes: Any) -> dict:
+    """The live Serve config with fields of one task's user_config (batching, precision) changed."""
+    from service.settings import BatchSettings
+
+    config, deployment = _edited(current, task)
+    deployment["user_config"] = {**BatchSettings().model_dump(), **(deployment.get("user_config") or {}), **changes}
     return config
 
 

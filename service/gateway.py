@@ -60,7 +60,7 @@ from service.settings import Settings
 
 logger = logging.getLogger("ray.serve")
 access_logger = logging.getLogger("ray.serve.attention_serve.access")
-JSON_ROUTES = {"/v1/sentiment", "/v1/qa"}
+TASK_OF_ROUTE = {"/v1/sentiment": "sentiment", "/v1/qa": "qa"}  # the JSON routes; others count as "other"
 
 
 def _settings_of(scope: dict) -> Settings:
@@ -94,12 +94,14 @@ class EdgeMiddleware:
             return
         began = time.perf_counter()
         outcome = {"status": 500}
+        path = _route_path(scope)
         try:
-            await self._handle(scope, receive, send, outcome)
+            await self._handle(scope, receive, send, path, outcome)
         finally:
-            _account(scope, outcome["status"], time.perf_counter() - began)
+            _account(scope, path, outcome["status"], time.perf_counter() - began)
 
-    async def _handle(self, scope, receive, send, outcome: dict) -> None:
+    async def _handle(self, scope, receive, send, path: str, outcome: dict) -> None:
+        settings = _settings_of(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # Serve's proxy takes the client's X-Request-ID (or makes one), passes it here and returns it in
         # the response; only when running outside Serve do we make and return one ourselves.
@@ -114,20 +116,20 @@ class EdgeMiddleware:
             await send(message)
 
         async def refuse(error: ApiError) -> None:
-            response = _error_response(error, request_id, _settings_of(scope))
+            response = _error_response(error, request_id, settings)
             await response(scope, receive, send_with_id)
 
-        api_key = _settings_of(scope).api_key
-        if api_key is not None and _route_path(scope).startswith("/v1/") and not _key_matches(headers, api_key):
+        api_key = settings.api_key
+        if api_key is not None and path.startswith("/v1/") and not _key_matches(headers, api_key):
             await refuse(Unauthorized("send the API key as 'Authorization: Bearer <key>' or 'X-API-Key: <key>'"))
             return
 
-        if scope["method"] == "POST" and _route_path(scope) in JSON_ROUTES:
+        if scope["method"] == "POST" and path in TASK_OF_ROUTE:
             content_type = headers.get("content-type", "").split(";")[0].strip().lower()
             if content_type != "application/json" and not content_type.endswith("+json"):
                 await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
                 return
-            limit = _settings_of(scope).max_body_bytes
+            limit = settings.max_body_bytes
             declared = headers.get("content-length")
             if declared is not None and declared.isdigit() and int(declared) > limit:
                 await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
@@ -166,10 +168,9 @@ def _key_matches(headers: dict[str, str], api_key) -> bool:
     return hmac.compare_digest(given.encode(), api_key.get_secret_value().encode())
 
 
-def _account(scope: dict, status: int, seconds: float) -> None:
+def _account(scope: dict, path: str, status: int, seconds: float) -> None:
     """One metrics observation and one access-log line per request: sizes and codes, never the text."""
-    path = _route_path(scope)
-    task = {"/v1/sentiment": "sentiment", "/v1/qa": "qa"}.get(path, "other")
+    task = TASK_OF_ROUTE.get(path, "other")
     gateway_metrics = getattr(scope["app"].state, "metrics", None)
     if gateway_metrics is not None:
         gateway_metrics.observe(task, status, seconds)

@@ -9,7 +9,6 @@ import asyncio
 import json
 import math
 import re
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 import yaml
 
+from loadtests.benchmark import free_port
 from tests.service.conftest import METRICS_PORT, TIGHT_AUTH
 from tests.service.test_concurrency import distinct_texts, post_all
 from tests.service.test_limits import LONG_CONTEXT
@@ -27,12 +27,6 @@ pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
 SENTIMENT_200 = 'sum(ray_attention_serve_requests_total{application="attention-serve",task="sentiment",code="200"})'
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

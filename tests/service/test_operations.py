@@ -13,7 +13,7 @@ import httpx
 import pytest
 from ray import serve
 
-from service.cli import APP_NAME, DEFAULT_DASHBOARD, apply_config, live_config, scaled_config
+from service.cli import APP_NAME, DEFAULT_DASHBOARD, apply_config, batching_config, live_config, scaled_config
 from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all
 
 pytestmark = pytest.mark.integration
@@ -27,12 +27,8 @@ def wait_for(predicate, timeout_s: float = 120, what: str = "condition") -> None
         time.sleep(0.5)
 
 
-def set_user_config(deployment: str, **changes) -> None:
-    config = live_config(DEFAULT_DASHBOARD)
-    app = next(a for a in config["applications"] if a["name"] == APP_NAME)
-    entry = next(d for d in app["deployments"] if d["name"] == deployment)
-    entry["user_config"] = {**entry["user_config"], **changes}
-    apply_config(DEFAULT_DASHBOARD, config)
+def set_user_config(task: str, **changes) -> None:
+    apply_config(DEFAULT_DASHBOARD, batching_config(live_config(DEFAULT_DASHBOARD), task, **changes))
 
 
 def sentiment_batching(client) -> dict:
@@ -47,7 +43,7 @@ def running_replicas(deployment: str) -> int:
 
 def test_batch_size_changes_live_without_a_restart(client, service_url):
     replica = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
-    set_user_config("SentimentModel", max_batch_size=1)
+    set_user_config("sentiment", max_batch_size=1)
     try:
         wait_for(lambda: sentiment_batching(client)["max_batch_size"] == 1, what="the new batch size")
         before = batch_sizes("SentimentModel")
@@ -57,7 +53,7 @@ def test_batch_size_changes_live_without_a_restart(client, service_url):
         same = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
         assert same == replica, "reconfiguring batching must not replace the replica"
     finally:
-        set_user_config("SentimentModel", max_batch_size=32)
+        set_user_config("sentiment", max_batch_size=32)
         wait_for(lambda: sentiment_batching(client)["max_batch_size"] == 32, what="batch size restored")
 
 
