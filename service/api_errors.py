@@ -8,6 +8,7 @@ ApiError                      code                  status
 ├── InvalidRequest            invalid_request       422  (schema, limits)
 ├── InvalidInput              empty_input, …        422  (engine InputError: empty text, long question)
 ├── NotFound / MethodNotAllowed                     404 / 405
+├── RateLimited               rate_limited          429 + Retry-After (rate_limit_per_s set, client over it)
 ├── Overloaded                overloaded            503 + Retry-After (queue full: shed, don't wait)
 ├── Unavailable               unavailable           503 (no replica can answer)
 ├── GatewayTimeout            timeout               504
@@ -68,6 +69,14 @@ class MethodNotAllowed(ApiError):
     status, code = 405, "method_not_allowed"
 
 
+class RateLimited(ApiError):
+    status, code = 429, "rate_limited"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Overloaded(ApiError):
     status, code = 503, "overloaded"
 
@@ -93,6 +102,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         413: "Body over max_body_bytes",
         415: "Content-Type is not application/json",
         422: "Invalid request or input",
+        429: "Over rate_limit_per_s for this client (Retry-After; only when the service has a rate limit set)",
         503: "Overloaded (Retry-After) or no replica available",
         504: "No answer within request_timeout_s",
     }.items()

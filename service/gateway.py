@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from math import ceil
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -35,6 +36,7 @@ from service.api_errors import (
     NotFound,
     Overloaded,
     PayloadTooLarge,
+    RateLimited,
     Unauthorized,
     Unavailable,
     UnsupportedMediaType,
@@ -56,6 +58,7 @@ from service.protocol import (
     SentimentResponse,
     SentimentResult,
 )
+from service.rate_limit import TokenBuckets
 from service.settings import Settings
 
 logger = logging.getLogger("ray.serve")
@@ -118,6 +121,15 @@ class EdgeMiddleware:
         async def refuse(error: ApiError) -> None:
             response = _error_response(error, request_id, settings)
             await response(scope, receive, send_with_id)
+
+        # Before the key check, so guessing keys is throttled too.
+        limiter = getattr(scope["app"].state, "rate_limiter", None)
+        if limiter is not None and path.startswith("/v1/"):
+            client = (scope.get("client") or ("unknown", 0))[0]
+            wait = limiter.take(client)
+            if wait > 0:
+                await refuse(RateLimited(f"over {settings.rate_limit_per_s:g} requests/s; retry later", ceil(wait)))
+                return
 
         api_key = settings.api_key
         if api_key is not None and path.startswith("/v1/") and not _key_matches(headers, api_key):
@@ -192,17 +204,21 @@ def _account(scope: dict, path: str, status: int, seconds: float) -> None:
 app.add_middleware(EdgeMiddleware)
 
 
-def _error_response(error: ApiError, request_id: str | None, settings: Settings) -> JSONResponse:
-    headers = {}
+def _error_response(
+    error: ApiError, request_id: str | None, settings: Settings, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    headers = dict(headers or {})
     if isinstance(error, Unauthorized):
         headers["WWW-Authenticate"] = "Bearer"
     if isinstance(error, Overloaded):
         headers["Retry-After"] = str(settings.retry_after_s)
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
     return JSONResponse(error.response(request_id).model_dump(), status_code=error.status, headers=headers)
 
 
-def _reply(request: Request, error: ApiError) -> JSONResponse:
-    return _error_response(error, _request_id(request), _settings_of(request.scope))
+def _reply(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+    return _error_response(error, _request_id(request), _settings_of(request.scope), headers)
 
 
 def _request_id(request: Request) -> str | None:
@@ -238,7 +254,8 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResp
     else:
         error = ApiError(str(exc.detail), code="http_error")
         error.status = exc.status_code
-    return _reply(request, error)
+    # Starlette's own headers matter: a 405 carries `Allow` (RFC 9110 requires it).
+    return _reply(request, error, dict(exc.headers or {}))
 
 
 @app.exception_handler(Exception)
@@ -295,6 +312,8 @@ class Gateway:
         replica_app = self._asgi_app  # this replica's own copy of `app`, set by Serve's ingress wrapper
         replica_app.state.settings = self.settings
         replica_app.state.metrics = self.metrics
+        per_second, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
+        replica_app.state.rate_limiter = TokenBuckets(per_second, burst) if per_second is not None else None
         return replica_app
 
     def _count_inputs(self, task: str, count: int, with_attention: bool) -> None:

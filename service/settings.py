@@ -72,6 +72,9 @@ class Settings(BaseSettings):
     max_windows: int = Field(64, ge=1, description="QA windows per context; longer contexts get 422")
     request_timeout_s: float = Field(30.0, gt=0, description="past it the gateway answers 504")
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
+    # Off by default. Per client address and per gateway replica; requests past it get 429 + Retry-After.
+    rate_limit_per_s: float | None = Field(None, gt=0, description="steady /v1/* requests per second per client")
+    rate_limit_burst: int = Field(20, ge=1, description="requests a client may send at once above the rate")
 
     # Off by default for local use. Set it from the environment (ATTENTION_SERVE_API_KEY) or a secret, not in a
     # config file: then every /v1/* request needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.

@@ -2,7 +2,7 @@
 
 Two applications share it: the default one at / (fixed single replicas so batch statistics are
 unambiguous; fp32 so "same answer as alone" can be checked to 1e-4) and a deliberately tight one at
-/tight (one-slot queues, a 1 s timeout, an API key) for the overload, timeout and auth paths.
+/tight (one-slot queues, a 1 s timeout, an API key, a rate limit) for the overload, timeout and auth paths.
 """
 
 from __future__ import annotations
@@ -49,7 +49,14 @@ def deploy_config_for_tests() -> dict:
                 "name": "tight",
                 "route_prefix": "/tight",
                 "import_path": "service.app:build_app",
-                "args": {"request_timeout_s": 1.0, "retry_after_s": 2, "max_body_bytes": 65536},
+                "args": {
+                    "request_timeout_s": 1.0,
+                    "retry_after_s": 2,
+                    "max_body_bytes": 65536,
+                    # Roomy enough for the other tight tests' bursts from 127.0.0.1; test_rate_limit uses 127.0.0.2.
+                    "rate_limit_per_s": 5,
+                    "rate_limit_burst": 100,
+                },
                 # The key comes from the environment, as it should in production: Serve logs `args`.
                 "runtime_env": {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}},
                 "deployments": [
