@@ -1,6 +1,7 @@
 """The HTTP API's request and response models (pydantic v2). Imports neither torch nor Ray.
 
-Request models forbid unknown fields, so a typo is an error instead of a silently ignored option.
+Request models forbid unknown fields, so a typo is an error instead of a silently ignored option, and are
+strict: `"return_attention": 0` or `"top_k": "3"` are refused as the schema says, not coerced.
 Length limits that depend on settings are checked by the gateway; structural ones live here.
 """
 
@@ -14,7 +15,7 @@ NonEmptyList = Field(min_length=1)
 
 
 class _Request(BaseModel):
-    model_config = ConfigDict(extra="forbid", str_strip_whitespace=False)
+    model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
 
 
 class SentimentRequest(_Request):
@@ -33,6 +34,8 @@ class QAPair(_Request):
 
 
 class QARequest(_Request):
+    """Either `question` and `context`, or `inputs` (several pairs); not both."""
+
     question: str | None = Field(None, examples=["When was the tower finished?"])
     context: str | None = Field(None, examples=["The Eiffel Tower was finished in 1889."])
     inputs: list[QAPair] | None = Field(None, description="several (question, context) pairs instead of one")

@@ -176,6 +176,12 @@ def test_bad_input_gets_a_clear_error(client, method, path, kwargs, status, code
     assert "Traceback" not in reply.text
 
 
+def test_wrong_method_says_which_methods_are_allowed(client):
+    reply = client.get("/v1/sentiment")
+    assert reply.status_code == 405
+    assert reply.headers["allow"] == "POST"  # RFC 9110: a 405 lists what the resource supports
+
+
 def test_schema_errors_name_the_field(client):
     error = client.post("/v1/sentiment", json={"text": ["fine", 7]}).json()["error"]
     assert any(d["field"] and d["field"].startswith("text") for d in error["details"])
