@@ -5,6 +5,7 @@ ApiError                      code                  status
 ├── Unauthorized              unauthorized          401 (api_key set, key missing or wrong)
 ├── UnsupportedMediaType      unsupported_media_type 415
 ├── PayloadTooLarge           payload_too_large     413
+├── BodyTimeout               body_timeout          408 (body not all there within body_timeout_s: slow clients)
 ├── InvalidRequest            invalid_request       422  (schema, limits)
 ├── InvalidInput              empty_input, …        422  (engine InputError: empty text, long question)
 ├── NotFound / MethodNotAllowed                     404 / 405
@@ -53,6 +54,10 @@ class PayloadTooLarge(ApiError):
     status, code = 413, "payload_too_large"
 
 
+class BodyTimeout(ApiError):
+    status, code = 408, "body_timeout"
+
+
 class InvalidRequest(ApiError):
     status, code = 422, "invalid_request"
 
@@ -99,6 +104,7 @@ ERROR_RESPONSES: dict[int | str, dict] = {
     for status, description in {
         400: "Malformed JSON",
         401: "API key missing or wrong (only when the service has api_key set)",
+        408: "Body not received within body_timeout_s",
         413: "Body over max_body_bytes",
         415: "Content-Type is not application/json",
         422: "Invalid request or input",

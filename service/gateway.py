@@ -27,6 +27,7 @@ from service import __version__
 from service.api_errors import (
     ERROR_RESPONSES,
     ApiError,
+    BodyTimeout,
     GatewayTimeout,
     Internal,
     InvalidInput,
@@ -99,11 +100,11 @@ class EdgeMiddleware:
         outcome = {"status": 500}
         path = _route_path(scope)
         try:
-            await self._handle(scope, receive, send, path, outcome)
+            await self._handle(scope, receive, send, path, outcome, began)
         finally:
             _account(scope, path, outcome["status"], time.perf_counter() - began)
 
-    async def _handle(self, scope, receive, send, path: str, outcome: dict) -> None:
+    async def _handle(self, scope, receive, send, path: str, outcome: dict, began: float) -> None:
         settings = _settings_of(scope)
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         # Serve's proxy takes the client's X-Request-ID (or makes one), passes it here and returns it in
@@ -147,8 +148,13 @@ class EdgeMiddleware:
                 await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
                 return
             body, more = bytearray(), True
+            deadline = began + settings.body_timeout_s
             while more:
-                message = await receive()
+                try:  # a client trickling its body (slow-loris) must not hold a connection and this task forever
+                    message = await asyncio.wait_for(receive(), timeout=max(deadline - time.perf_counter(), 0))
+                except TimeoutError:
+                    await refuse(BodyTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s"))
+                    return
                 if message["type"] == "http.disconnect":
                     outcome["status"] = 499  # the client left before sending its body
                     return

@@ -70,6 +70,7 @@ class Settings(BaseSettings):
     max_seq_len: int = Field(384, ge=32, description="QA window length in tokens")
     max_question_len: int = Field(64, ge=1, description="question tokens; longer questions get 422")
     max_windows: int = Field(64, ge=1, description="QA windows per context; longer contexts get 422")
+    body_timeout_s: float = Field(10.0, gt=0, description="the whole body must arrive within it, else 408")
     request_timeout_s: float = Field(30.0, gt=0, description="past it the gateway answers 504")
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
     # Off by default. Per client address and per gateway replica; requests past it get 429 + Retry-After.

@@ -5,6 +5,7 @@
     │   └── UnsupportedModelError     a checkpoint this encoder cannot run
     └── InputError                    input the caller must change (the service maps these to 422)
         ├── EmptyInputError           empty, whitespace-only or control-character-only text
+        ├── InvalidTextError          not Unicode text: unpaired surrogates (JSON's "\ud800" escapes)
         ├── QuestionTooLongError      question over max_question_len tokens
         └── ContextTooLongError       context needing more windows than max_windows
 
@@ -35,6 +36,10 @@ class InputError(EngineError):
 
 class EmptyInputError(InputError):
     code = "empty_input"
+
+
+class InvalidTextError(InputError):
+    code = "invalid_text"
 
 
 class QuestionTooLongError(InputError):

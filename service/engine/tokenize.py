@@ -12,7 +12,7 @@ from pathlib import Path
 
 from tokenizers import Encoding, Tokenizer
 
-from service.engine.errors import ContextTooLongError, EmptyInputError, QuestionTooLongError
+from service.engine.errors import ContextTooLongError, EmptyInputError, InvalidTextError, QuestionTooLongError
 
 Offset = tuple[int, int]
 
@@ -75,6 +75,12 @@ class TextTokenizer:
         return self._tok.id_to_token(token_id) or "[UNK]"
 
     def _content(self, text: str, field: str) -> Encoding:
+        try:
+            text.encode("utf-8")  # a str may hold lone surrogates (JSON "\ud800"); the tokenizer would crash on them
+        except UnicodeEncodeError as exc:
+            raise InvalidTextError(
+                f"{field} is not valid Unicode: unpaired surrogate at character {exc.start}", field
+            ) from None
         encoding = self._tok.encode(text, add_special_tokens=False)
         if not encoding.ids:
             raise EmptyInputError(f"{field} has no content once whitespace and control characters are removed", field)

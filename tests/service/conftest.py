@@ -2,7 +2,7 @@
 
 Two applications share it: the default one at / (fixed single replicas so batch statistics are
 unambiguous; fp32 so "same answer as alone" can be checked to 1e-4) and a deliberately tight one at
-/tight (one-slot queues, a 1 s timeout, an API key, a rate limit) for the overload, timeout and auth paths.
+/tight (one-slot queues, 1 s and 2 s timeouts, an API key, a rate limit) for the overload, timeout and auth paths.
 """
 
 from __future__ import annotations
@@ -53,6 +53,7 @@ def deploy_config_for_tests() -> dict:
                     "request_timeout_s": 1.0,
                     "retry_after_s": 2,
                     "max_body_bytes": 65536,
+                    "body_timeout_s": 2,
                     # Roomy enough for the other tight tests' bursts from 127.0.0.1; test_rate_limit uses 127.0.0.2.
                     "rate_limit_per_s": 5,
                     "rate_limit_burst": 100,
