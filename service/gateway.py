@@ -80,6 +80,14 @@ app = FastAPI(
 )
 
 
+def _inflight_of(scope: dict) -> list[int]:
+    """This replica's count of task requests in progress, in a one-item list (one event loop: no lock needed)."""
+    state = scope["app"].state
+    if getattr(state, "inflight", None) is None:
+        state.inflight = [0]
+    return state.inflight
+
+
 def _route_path(scope: dict) -> str:
     """The path inside this app: ASGI's `path` includes the mount point (`root_path`, Serve's route_prefix)."""
     path, root = scope["path"], scope.get("root_path", "")
@@ -138,43 +146,57 @@ class EdgeMiddleware:
             return
 
         if scope["method"] == "POST" and path in TASK_OF_ROUTE:
-            content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-            if content_type != "application/json" and not content_type.endswith("+json"):
-                await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
+            inflight = _inflight_of(scope)
+            if inflight[0] >= settings.gateway_max_inflight:
+                # Admission control: refusing here costs no parsing, tokenizing or queueing, so under overload
+                # the cores keep serving the requests already admitted, whose wait stays bounded.
+                await refuse(Overloaded(f"{inflight[0]} requests in progress on this gateway; retry later"))
                 return
-            limit = settings.max_body_bytes
-            declared = headers.get("content-length")
-            if declared is not None and declared.isdigit() and int(declared) > limit:
-                await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
-                return
-            body, more = bytearray(), True
-            deadline = began + settings.body_timeout_s
-            while more:
-                try:  # a client trickling its body (slow-loris) must not hold a connection and this task forever
-                    message = await asyncio.wait_for(receive(), timeout=max(deadline - time.perf_counter(), 0))
-                except TimeoutError:
-                    await refuse(BodyTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s"))
-                    return
-                if message["type"] == "http.disconnect":
-                    outcome["status"] = 499  # the client left before sending its body
-                    return
-                body += message.get("body", b"")
-                more = message.get("more_body", False)
-                if len(body) > limit:
-                    await refuse(PayloadTooLarge(f"body is over the limit of {limit} bytes"))
-                    return
-            replayed = False
-
-            async def replay():
-                nonlocal replayed
-                if not replayed:
-                    replayed = True
-                    return {"type": "http.request", "body": bytes(body), "more_body": False}
-                return await receive()
-
-            await self.app(scope, replay, send_with_id)
+            inflight[0] += 1
+            try:
+                await self._admitted(scope, receive, send_with_id, refuse, settings, headers, outcome, began)
+            finally:
+                inflight[0] -= 1
             return
         await self.app(scope, receive, send_with_id)
+
+    async def _admitted(self, scope, receive, send, refuse, settings: Settings, headers, outcome, began) -> None:
+        """A task request, counted in flight: check the media type and size, read the body, hand it on."""
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != "application/json" and not content_type.endswith("+json"):
+            await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
+            return
+        limit = settings.max_body_bytes
+        declared = headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
+            return
+        body, more = bytearray(), True
+        deadline = began + settings.body_timeout_s
+        while more:
+            try:  # a client trickling its body (slow-loris) must not hold a connection and this task forever
+                message = await asyncio.wait_for(receive(), timeout=max(deadline - time.perf_counter(), 0))
+            except TimeoutError:
+                await refuse(BodyTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s"))
+                return
+            if message["type"] == "http.disconnect":
+                outcome["status"] = 499  # the client left before sending its body
+                return
+            body += message.get("body", b"")
+            more = message.get("more_body", False)
+            if len(body) > limit:
+                await refuse(PayloadTooLarge(f"body is over the limit of {limit} bytes"))
+                return
+        replayed = False
+
+        async def replay():
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": bytes(body), "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
 
 
 def _key_matches(headers: dict[str, str], api_key) -> bool:

@@ -14,7 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
@@ -84,6 +84,17 @@ class Settings(BaseSettings):
     # Gateway replicas (HTTP parsing, validation, tokenization).
     gateway_replicas: int = Field(1, ge=1)
     gateway_max_ongoing_requests: int = Field(512, ge=1)
+    gateway_max_inflight: int = Field(
+        128, ge=1, description="/v1 requests one gateway replica works on; past it, 503 at once (admission control)"
+    )
+
+    @model_validator(mode="after")
+    def _admission_below_serve_limit(self) -> Settings:
+        # At Serve's own limit the proxy queues requests (without bound, and before our timeout starts) or
+        # refuses them without our envelope; the gateway must refuse first.
+        if self.gateway_max_inflight >= self.gateway_max_ongoing_requests:
+            raise ValueError("gateway_max_inflight must be below gateway_max_ongoing_requests")
+        return self
 
     def model_dir(self, task: Literal["sentiment", "qa"]) -> Path:
         chosen = getattr(self, task).model_dir

@@ -1,0 +1,22 @@
+"""Overload, short form: 3x the measured capacity for 10 s (loadtests/overload.py runs the full minute)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from loadtests.overload import run
+
+pytestmark = pytest.mark.integration
+
+
+def test_three_times_capacity_is_shed_and_the_service_recovers(service_url):
+    report = asyncio.run(run(service_url, factor=3, seconds=10, timeout_s=30, baseline_s=4, capacity_s=8))
+    summary = report.summary()
+    assert summary["statuses"].get("503", 0) > 0, summary  # 3x capacity must be shed, not queued
+    assert summary["statuses"].get("200", 0) > 0, summary
+    # Only answers and clean sheds with Retry-After, every answer its request's own, accepted p99 under the
+    # timeout, latency back to twice the baseline within 10 s of the load stopping.
+    assert report.broken_promises(recovery_goal_s=10) == [], json.dumps(summary)
