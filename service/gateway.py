@@ -12,6 +12,7 @@ import logging
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from math import ceil
 from typing import Any
 
@@ -19,6 +20,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.exceptions import BackPressureError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -317,6 +319,22 @@ def _cancel_unfinished(responses: list[DeploymentResponse]) -> None:
             pass
 
 
+async def _ask(call: Callable[[], DeploymentResponse], live: list[DeploymentResponse]) -> dict[str, Any]:
+    """One model call, made again once if the replica died under it (inference is pure, so asking twice is safe).
+
+    The second call goes to a live replica, or waits in the handle's queue for the one Serve starts instead.
+    """
+    response = call()
+    live.append(response)
+    try:
+        return await response
+    except RayActorError as exc:  # ActorDiedError, ActorUnavailableError: the process, not the input
+        logger.warning("model replica lost (%s); asking again", type(exc).__name__)
+        response = call()
+        live.append(response)
+        return await response
+
+
 @serve.deployment(name="Gateway")
 @serve.ingress(app)
 class Gateway:
@@ -349,24 +367,24 @@ class Gateway:
         if with_attention:
             self.metrics.attention_requests.inc(tags={"task": task})
 
-    async def _gather(self, submit: Callable[[], list[DeploymentResponse]]) -> list[dict[str, Any]]:
-        """Submit every input and await its answer; shed with 503 on backpressure, 504 past the timeout.
+    async def _gather(self, calls: list[Callable[[], DeploymentResponse]]) -> list[dict[str, Any]]:
+        """Make every call and await its answer; shed with 503 on backpressure, 504 past the timeout.
 
-        Submitting is inside the guard too: a handle may refuse a call (queue full) as it is made.
+        Making a call is inside the guard too: a handle may refuse it (queue full) as it is made.
         """
-        responses: list[DeploymentResponse] = []
+        live: list[DeploymentResponse] = []
         try:
-            responses = submit()
-            return await asyncio.wait_for(asyncio.gather(*responses), timeout=self.settings.request_timeout_s)
+            answers = asyncio.gather(*(_ask(call, live) for call in calls))
+            return await asyncio.wait_for(answers, timeout=self.settings.request_timeout_s)
         except BaseException as exc:
-            _cancel_unfinished(responses)
+            _cancel_unfinished(live)
             if isinstance(exc, TimeoutError):
                 raise GatewayTimeout(f"no answer within {self.settings.request_timeout_s} s") from None
             if isinstance(exc, BackPressureError):
                 raise Overloaded("the model queue is full; retry later") from None
             if isinstance(exc, ApiError) or not isinstance(exc, Exception):
                 raise  # our own errors, and cancellation when the client went away
-            # A replica died or failed: the caller gets a clean 503, the log the cause.
+            # A replica died twice in a row or failed: the caller gets a clean 503, the log the cause.
             logger.warning("model call failed: %s", type(exc).__name__)
             raise Unavailable("the model could not answer; retry later") from None
 
@@ -389,7 +407,7 @@ class Gateway:
                 raise _input_error(exc) from None
         self._count_inputs("sentiment", len(items), body.return_attention)
         outputs = await self._gather(
-            lambda: [self.sentiment.classify.remote(item, body.return_attention) for item in items]
+            [partial(self.sentiment.classify.remote, item, body.return_attention) for item in items]
         )
         return SentimentResponse(
             model=ModelRef(**outputs[0]["model"]),
@@ -426,7 +444,7 @@ class Gateway:
             items.append(item)
         self._count_inputs("qa", len(items), body.return_attention)
         outputs = await self._gather(
-            lambda: [self.qa.answer.remote(i, body.top_k, body.max_answer_len, body.return_attention) for i in items]
+            [partial(self.qa.answer.remote, i, body.top_k, body.max_answer_len, body.return_attention) for i in items]
         )
         return QAResponse(model=ModelRef(**outputs[0]["model"]), results=[QAResult.model_validate(o) for o in outputs])
 
