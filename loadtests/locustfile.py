@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import random
 import sys
 import time
@@ -47,6 +48,17 @@ LONG_TEXTS = [t for t in SENTIMENT_TEXTS if len(t) >= 400]
 SHORT_CONTEXTS = [q for q in QA_ITEMS if len(q.context) < 1800]
 LONG_CONTEXTS = [q for q in QA_ITEMS if len(q.context) >= 1800]
 MAX_RETRY_AFTER_S = 5.0
+
+
+def _api_key_headers() -> dict[str, str]:
+    """The service's API key, when it has one: ATTENTION_SERVE_API_KEY, or the file ATTENTION_SERVE_API_KEY_FILE."""
+    key = os.environ.get("ATTENTION_SERVE_API_KEY", "")
+    if not key and (path := os.environ.get("ATTENTION_SERVE_API_KEY_FILE")):
+        key = Path(path).read_text().strip()
+    return {"X-API-Key": key} if key else {}
+
+
+AUTH = _api_key_headers()
 
 
 @events.init_command_line_parser.add_listener
@@ -112,7 +124,7 @@ def _options(parser) -> None:
 
 def _post(owner, name: str, payload: dict, check) -> dict | None:
     """POST, then judge the response: only a 200 that passes `check(body)` is a success."""
-    with owner.client.post(name, json=payload, name=name, catch_response=True) as r:  # owner: User or TaskSet
+    with owner.client.post(name, json=payload, name=name, headers=AUTH, catch_response=True) as r:  # User or TaskSet
         if r.status_code != 200:
             if not r.status_code:
                 r.failure(f"no response: {type(getattr(r, 'error', None)).__name__}")

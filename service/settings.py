@@ -79,7 +79,9 @@ class Settings(BaseSettings):
 
     # Off by default for local use. Set it from the environment (ATTENTION_SERVE_API_KEY) or a secret, not in a
     # config file: then every /v1/* request needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.
-    api_key: SecretStr | None = Field(None, description="required on /v1/* when set; never logged")
+    api_key: SecretStr | None = Field(None, min_length=1, description="required on /v1/* when set; never logged")
+    # Or the path of a file holding it: a Docker secret or a mounted Kubernetes Secret (ATTENTION_SERVE_API_KEY_FILE).
+    api_key_file: Path | None = Field(None, description="file with the API key; read once at start-up")
 
     # Gateway replicas (HTTP parsing, validation, tokenization).
     gateway_replicas: int = Field(1, ge=1)
@@ -87,6 +89,17 @@ class Settings(BaseSettings):
     gateway_max_inflight: int = Field(
         128, ge=1, description="/v1 requests one gateway replica works on; past it, 503 at once (admission control)"
     )
+
+    @model_validator(mode="after")
+    def _key_from_file(self) -> Settings:
+        if self.api_key_file is not None:
+            if self.api_key is not None:
+                raise ValueError("set api_key or api_key_file, not both")
+            key = self.api_key_file.read_text().strip()
+            if not key:
+                raise ValueError(f"the API key file {self.api_key_file} is empty")
+            self.api_key, self.api_key_file = SecretStr(key), None  # replicas get the key, not a path to re-read
+        return self
 
     @model_validator(mode="after")
     def _admission_below_serve_limit(self) -> Settings:

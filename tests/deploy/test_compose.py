@@ -201,3 +201,13 @@ def test_head_deploys_the_mounted_serve_config(compose):
     serve_config_in_image = env.split("SERVE_CONFIG=")[1].split()[0]
     mounts = _bind_mounts(compose["services"]["ray-head"])
     assert mounts[serve_config_in_image] == REPO / "deploy" / "serve_config.yaml"
+
+
+def test_api_key_is_on_and_comes_from_a_secret(compose):
+    secret = compose["secrets"]["api_key"]
+    assert secret == {"environment": "ATTENTION_SERVE_API_KEY"}  # from the operator's environment, not this file
+    for name in ("ray-head", "locust"):
+        service = compose["services"][name]
+        assert "api_key" in service["secrets"]
+        assert service["environment"]["ATTENTION_SERVE_API_KEY_FILE"] == "/run/secrets/api_key"
+        assert "ATTENTION_SERVE_API_KEY" not in service["environment"]  # no key in a container's environment

@@ -184,3 +184,17 @@ def test_pods_run_the_image_as_its_non_root_user(manifest):
         assert pod["securityContext"]["runAsUser"] == uid
         images.update(c["image"] for c in pod["containers"])
     assert len(images) == 1, f"head and workers must run the same image: {images}"
+
+
+def test_every_ray_pod_reads_the_api_key_from_the_secret(manifest):
+    cluster = manifest["spec"]["rayClusterConfig"]
+    templates = [cluster["headGroupSpec"]["template"]] + [g["template"] for g in cluster["workerGroupSpecs"]]
+    for template in templates:
+        volumes = {v["name"]: v for v in template["spec"]["volumes"]}
+        assert volumes["api-key"]["secret"]["secretName"] == "attention-serve-api-key"
+        (container,) = template["spec"]["containers"]
+        env = {e["name"]: e for e in container["env"]}
+        mount = next(m for m in container["volumeMounts"] if m["name"] == "api-key")
+        assert env["ATTENTION_SERVE_API_KEY_FILE"]["value"] == f"{mount['mountPath']}/api-key"
+        assert mount["readOnly"] is True
+        assert "ATTENTION_SERVE_API_KEY" not in env

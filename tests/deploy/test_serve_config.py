@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 import yaml
+from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
 from service.settings import BatchSettings, DeploymentSettings, Settings
@@ -42,3 +44,25 @@ def test_readme_documents_every_setting():
         "gateway_max_ongoing_requests",
     }
     assert fields <= documented, f"settings missing from the README table: {sorted(fields - documented)}"
+
+
+def test_api_key_can_come_from_a_file(tmp_path, monkeypatch):
+    key_file = tmp_path / "api_key"
+    key_file.write_text("s3cret-key\n")
+    monkeypatch.setenv("ATTENTION_SERVE_API_KEY_FILE", str(key_file))
+    settings = Settings()
+    assert settings.api_key.get_secret_value() == "s3cret-key"
+    assert "s3cret" not in repr(settings) and "s3cret" not in settings.model_dump_json()
+
+
+def test_an_empty_or_doubled_api_key_is_refused(tmp_path):
+    empty = tmp_path / "empty"
+    empty.write_text("\n")
+    with pytest.raises(ValidationError, match="is empty"):
+        Settings(api_key_file=empty)
+    with pytest.raises(ValidationError, match="not both"):
+        Settings(api_key="a", api_key_file=empty)
+    with pytest.raises(ValidationError):
+        Settings(api_key="")
+    with pytest.raises(ValidationError, match="gateway_max_inflight"):
+        Settings(gateway_max_inflight=600)
