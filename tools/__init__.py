@@ -1,0 +1,1 @@
+"""Maintenance scripts that are neither the service nor its load tests."""
