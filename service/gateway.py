@@ -97,7 +97,8 @@ def _route_path(scope: dict) -> str:
 
 
 class EdgeMiddleware:
-    """Raw ASGI: request id in and out, Content-Type and body-size checks before any parsing."""
+    """Raw ASGI, before any parsing: request id in and out, rate limit, API key, admission control, then
+    Content-Type, body size and body deadline for the task routes."""
 
     def __init__(self, asgi_app) -> None:
         self.app = asgi_app
@@ -156,49 +157,66 @@ class EdgeMiddleware:
                 return
             inflight[0] += 1
             try:
-                await self._admitted(scope, receive, send_with_id, refuse, settings, headers, outcome, began)
+                if (problem := _declared_body_problem(headers, settings)) is not None:
+                    await refuse(problem)
+                    return
+                body = await _read_body(receive, settings, deadline=began + settings.body_timeout_s)
+                if body is None:
+                    outcome["status"] = 499  # the client left before sending its body
+                elif isinstance(body, ApiError):
+                    await refuse(body)
+                else:
+                    await self.app(scope, _replaying(body, receive), send_with_id)
             finally:
                 inflight[0] -= 1
             return
         await self.app(scope, receive, send_with_id)
 
-    async def _admitted(self, scope, receive, send, refuse, settings: Settings, headers, outcome, began) -> None:
-        """A task request, counted in flight: check the media type and size, read the body, hand it on."""
-        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != "application/json" and not content_type.endswith("+json"):
-            await refuse(UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}"))
-            return
-        limit = settings.max_body_bytes
-        declared = headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            await refuse(PayloadTooLarge(f"body is {declared} bytes; the limit is {limit}"))
-            return
-        body, more = bytearray(), True
-        deadline = began + settings.body_timeout_s
-        while more:
-            try:  # a client trickling its body (slow-loris) must not hold a connection and this task forever
-                message = await asyncio.wait_for(receive(), timeout=max(deadline - time.perf_counter(), 0))
-            except TimeoutError:
-                await refuse(BodyTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s"))
-                return
-            if message["type"] == "http.disconnect":
-                outcome["status"] = 499  # the client left before sending its body
-                return
-            body += message.get("body", b"")
-            more = message.get("more_body", False)
-            if len(body) > limit:
-                await refuse(PayloadTooLarge(f"body is over the limit of {limit} bytes"))
-                return
-        replayed = False
 
-        async def replay():
-            nonlocal replayed
-            if not replayed:
-                replayed = True
-                return {"type": "http.request", "body": bytes(body), "more_body": False}
-            return await receive()
+def _declared_body_problem(headers: dict[str, str], settings: Settings) -> ApiError | None:
+    """What is wrong with a task request's body by its headers alone: not JSON, or declared too large."""
+    content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+    if content_type != "application/json" and not content_type.endswith("+json"):
+        return UnsupportedMediaType(f"Content-Type must be application/json, got {content_type!r}")
+    declared = headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > settings.max_body_bytes:
+        return PayloadTooLarge(f"body is {declared} bytes; the limit is {settings.max_body_bytes}")
+    return None
 
-        await self.app(scope, replay, send)
+
+async def _read_body(receive, settings: Settings, deadline: float) -> bytes | ApiError | None:
+    """The whole body, or the error that stopped reading it; None when the client went away.
+
+    A deadline for the whole body: a client trickling it (slow-loris) must not hold a connection and a task
+    forever. Counting bytes as they come: a chunked body declares no length.
+    """
+    body, more = bytearray(), True
+    while more:
+        try:
+            message = await asyncio.wait_for(receive(), timeout=max(deadline - time.perf_counter(), 0))
+        except TimeoutError:
+            return BodyTimeout(f"the body did not arrive within {settings.body_timeout_s:g} s")
+        if message["type"] == "http.disconnect":
+            return None
+        body += message.get("body", b"")
+        more = message.get("more_body", False)
+        if len(body) > settings.max_body_bytes:
+            return PayloadTooLarge(f"body is over the limit of {settings.max_body_bytes} bytes")
+    return bytes(body)
+
+
+def _replaying(body: bytes, receive):
+    """An ASGI `receive` that hands the app the body already read, then defers to the real one (disconnects)."""
+    replayed = False
+
+    async def replay() -> dict:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 def _key_matches(headers: dict[str, str], api_key) -> bool:
