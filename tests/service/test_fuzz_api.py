@@ -21,7 +21,7 @@ CONFIG = Path(__file__).with_name("schemathesis.toml")
 MIN_CASES = 1000
 
 
-def test_generated_requests_get_documented_answers(service_url):
+def test_generated_requests_get_documented_answers(service_url, tmp_path):
     command = [
         str(Path(sys.executable).with_name("st")),
         "--config-file",
@@ -38,7 +38,7 @@ def test_generated_requests_get_documented_answers(service_url):
         "--request-timeout",
         "60",
     ]
-    run = subprocess.run(command, capture_output=True, text=True, timeout=540)
+    run = subprocess.run(command, capture_output=True, text=True, timeout=540, cwd=tmp_path)  # its cache goes there
     report = run.stdout + run.stderr
     assert run.returncode == 0, report[-8000:]
     generated = re.search(r"(\d+) generated", report)
