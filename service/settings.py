@@ -95,7 +95,10 @@ class Settings(BaseSettings):
         if self.api_key_file is not None:
             if self.api_key is not None:
                 raise ValueError("set api_key or api_key_file, not both")
-            key = self.api_key_file.read_text().strip()
+            try:
+                key = self.api_key_file.read_text().strip()
+            except OSError as exc:
+                raise ValueError(f"cannot read the API key file: {exc}") from None
             if not key:
                 raise ValueError(f"the API key file {self.api_key_file} is empty")
             self.api_key, self.api_key_file = SecretStr(key), None  # replicas get the key, not a path to re-read

@@ -60,6 +60,8 @@ def test_an_empty_or_doubled_api_key_is_refused(tmp_path):
     empty.write_text("\n")
     with pytest.raises(ValidationError, match="is empty"):
         Settings(api_key_file=empty)
+    with pytest.raises(ValidationError, match="cannot read"):
+        Settings(api_key_file=tmp_path / "missing")
     with pytest.raises(ValidationError, match="not both"):
         Settings(api_key="a", api_key_file=empty)
     with pytest.raises(ValidationError):
