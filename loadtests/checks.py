@@ -58,6 +58,12 @@ def check_attention(attention: Any, query: str) -> str | None:
     return None
 
 
+def _check_attention_if_asked(result: dict, asked: bool, query: str) -> str | None:
+    if asked:
+        return check_attention(result.get("attention"), query)
+    return "attention sent but not asked for" if result.get("attention") is not None else None
+
+
 def check_sentiment(body: Any, texts: int, attention: bool) -> str | None:
     """One result per text: a known label that is the most probable one, probabilities that sum to 1."""
     if reason := _check_model(body):
@@ -81,11 +87,8 @@ def check_sentiment(body: Any, texts: int, attention: bool) -> str | None:
             return "truncated is not a boolean"
         if not _is_int(result.get("tokens")) or result["tokens"] < 3:  # [CLS] at least one token [SEP]
             return "tokens is not a count"
-        if attention:
-            if reason := check_attention(result.get("attention"), "cls"):
-                return reason
-        elif result.get("attention") is not None:
-            return "attention sent but not asked for"
+        if reason := _check_attention_if_asked(result, attention, "cls"):
+            return reason
     return None
 
 
@@ -118,11 +121,8 @@ def check_qa(body: Any, contexts: list[str], top_k: int, attention: bool) -> str
             scores.append(score)
         if scores != sorted(scores, reverse=True):
             return "answers are not best first"
-        if attention:
-            if reason := check_attention(result.get("attention"), "answer"):
-                return reason
-        elif result.get("attention") is not None:
-            return "attention sent but not asked for"
+        if reason := _check_attention_if_asked(result, attention, "answer"):
+            return reason
     return None
 
 

@@ -21,19 +21,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 
-import psutil
-
 from loadtests.pressure import ClosedLoop, Sent, Texts
+from loadtests.replicas import serve_processes
 
 
 def replica_pids(app: str, deployment: str) -> set[int]:
-    prefix = f"ray::ServeReplica:{app}:{deployment}"
-    pids = set()
-    for process in psutil.process_iter(["cmdline"]):
-        title = " ".join(process.info["cmdline"] or [])
-        if title == prefix or title.startswith(prefix + ".") or title.startswith(prefix + " "):
-            pids.add(process.pid)
-    return pids
+    return {process.pid for name, process in serve_processes(app) if name == deployment}
 
 
 @dataclass

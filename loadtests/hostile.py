@@ -23,7 +23,8 @@ from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
-import psutil
+
+from loadtests.replicas import serve_processes
 
 MB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -159,13 +160,10 @@ def crowd(url: str, connections: int, headers: dict[str, str] | None = None) -> 
 
 def replica_memory(app: str) -> dict[str, int]:
     """Resident bytes of each replica of `app` and of Serve's proxy, by their Ray process titles."""
-    found: dict[str, int] = {}
-    for process in psutil.process_iter(["cmdline", "memory_info"]):
-        title = " ".join(process.info["cmdline"] or [])
-        if title.startswith(f"ray::ServeReplica:{app}:") or title.startswith("ray::ProxyActor"):
-            name = title.removeprefix("ray::").removeprefix(f"ServeReplica:{app}:").split(".")[0].split()[0]
-            found[f"{name} (pid {process.pid})"] = process.info["memory_info"].rss
-    return found
+    return {
+        f"{name} (pid {process.pid})": process.info["memory_info"].rss
+        for name, process in serve_processes(app, with_proxy=True)
+    }
 
 
 def main() -> int:

@@ -82,14 +82,6 @@ app = FastAPI(
 )
 
 
-def _inflight_of(scope: dict) -> list[int]:
-    """This replica's count of task requests in progress, in a one-item list (one event loop: no lock needed)."""
-    state = scope["app"].state
-    if getattr(state, "inflight", None) is None:
-        state.inflight = [0]
-    return state.inflight
-
-
 def _route_path(scope: dict) -> str:
     """The path inside this app: ASGI's `path` includes the mount point (`root_path`, Serve's route_prefix)."""
     path, root = scope["path"], scope.get("root_path", "")
@@ -149,7 +141,7 @@ class EdgeMiddleware:
             return
 
         if scope["method"] == "POST" and path in TASK_OF_ROUTE:
-            inflight = _inflight_of(scope)
+            inflight = scope["app"].state.inflight
             if inflight[0] >= settings.gateway_max_inflight:
                 # Admission control: refusing here costs no parsing, tokenizing or queueing, so under overload
                 # the cores keep serving the requests already admitted, whose wait stays bounded.
@@ -376,6 +368,7 @@ class Gateway:
         replica_app = self._asgi_app  # this replica's own copy of `app`, set by Serve's ingress wrapper
         replica_app.state.settings = self.settings
         replica_app.state.metrics = self.metrics
+        replica_app.state.inflight = [0]  # task requests in progress (one event loop: no lock needed)
         per_second, burst = self.settings.rate_limit_per_s, self.settings.rate_limit_burst
         replica_app.state.rate_limiter = TokenBuckets(per_second, burst) if per_second is not None else None
         return replica_app
