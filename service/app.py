@@ -1,21 +1,35 @@
-"""The Serve application: a gateway in front of one model deployment per task.
+"""The Serve applications: one per task, each its own ingress (one hop), and the front beside them.
 
-serve run service.app:build_app                 # defaults, ATTENTION_SERVE_* from the environment
-serve run deploy/serve_config.yaml              # the same, with args and per-deployment overrides
+    attention-serve run                              # the three applications with their defaults
+    serve run deploy/serve_config.yaml               # the same, with args and per-deployment overrides
+
+Each task is its own application at its own route (`/v1/sentiment`, `/v1/qa`), so each scales on its own; the
+front at `/` serves health, readiness, the model list, the docs and the explorer. All three take the same
+`args` (the Settings), so the edge behaves the same on every route.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from ray.serve import Application
 
-from service.deployments import QAModel, SentimentModel
-from service.gateway import Gateway
+from service.ingress import Front, QAIngress, SentimentIngress
 from service.settings import DeploymentSettings, Settings
 
+Task = Literal["sentiment", "qa"]
+FRONT_APP = "attention-serve"
+# task -> (application name suffix, deployment name, route below the API's path prefix)
+TASK_APPS: dict[Task, tuple[str, str, str]] = {
+    "sentiment": ("sentiment", "SentimentIngress", "/v1/sentiment"),
+    "qa": ("qa", "QAIngress", "/v1/qa"),
+}
+# The Ray placement share of the front: it only answers health checks and docs.
+FRONT_NUM_CPUS = 0.1
 
-def _model_options(deployment: DeploymentSettings) -> dict[str, Any]:
+
+def deployment_options(deployment: DeploymentSettings) -> dict[str, Any]:
+    """Serve options of a task ingress, all following from its settings."""
     return {
         "autoscaling_config": {
             "min_replicas": deployment.min_replicas,
@@ -26,33 +40,52 @@ def _model_options(deployment: DeploymentSettings) -> dict[str, Any]:
         "max_queued_requests": deployment.max_queued_requests,
         "ray_actor_options": {
             "num_cpus": deployment.num_cpus,
+            "num_gpus": deployment.num_gpus,
             # OpenMP threads otherwise spin for a while after each forward pass; on a small machine that
-            # spinning starves the proxy and the gateway, which share the same cores.
+            # spinning starves the proxy and the other replicas, which share the same cores.
             "runtime_env": {"env_vars": {"OMP_WAIT_POLICY": "PASSIVE"}},
         },
         "user_config": deployment.batching.model_dump(),
     }
 
 
-def app_from_settings(settings: Settings) -> Application:
-    """The typed builder: everything the application does follows from `settings`."""
-    sentiment = SentimentModel.options(**_model_options(settings.sentiment)).bind(
-        str(settings.model_dir("sentiment")), settings.sentiment.threads, settings.max_tokens
-    )
-    qa = QAModel.options(**_model_options(settings.qa)).bind(
-        str(settings.model_dir("qa")), settings.qa.threads, settings.max_seq_len
-    )
-    gateway = Gateway.options(
-        num_replicas=settings.gateway_replicas,
-        max_ongoing_requests=settings.gateway_max_ongoing_requests,
-        ray_actor_options={"num_cpus": 0.1},
-    )
-    gateway_settings = settings.model_dump(mode="json")
-    if settings.api_key is not None:  # JSON dumps mask secrets; the gateway needs the real key to compare
-        gateway_settings["api_key"] = settings.api_key.get_secret_value()
-    return gateway.bind(sentiment, qa, gateway_settings)
+def sentiment_app(args: dict[str, Any] | None = None) -> Application:
+    settings = Settings(**(args or {}))
+    return SentimentIngress.options(**deployment_options(settings.sentiment)).bind(settings.for_replicas())
 
 
-def build_app(args: dict[str, Any] | None = None) -> Application:
-    """Entry point for `serve run` and Serve config files: `args` override the environment."""
-    return app_from_settings(Settings(**(args or {})))
+def qa_app(args: dict[str, Any] | None = None) -> Application:
+    settings = Settings(**(args or {}))
+    return QAIngress.options(**deployment_options(settings.qa)).bind(settings.for_replicas())
+
+
+def front_app(args: dict[str, Any] | None = None) -> Application:
+    settings = Settings(**(args or {}))
+    names = application_names(settings.path_prefix)
+    task_apps = {task: (names[task], TASK_APPS[task][1]) for task in TASK_APPS}
+    return Front.options(num_replicas=1, ray_actor_options={"num_cpus": FRONT_NUM_CPUS}).bind(
+        settings.for_replicas(), task_apps
+    )
+
+
+def application_names(path_prefix: str = "") -> dict[str, str]:
+    """Serve application names of one deployment of the service: "front", "sentiment", "qa" -> name.
+
+    At the root: attention-serve, attention-serve-sentiment, attention-serve-qa; under /tight: tight, ...
+    """
+    base = path_prefix.strip("/").replace("/", "-") or FRONT_APP
+    return {"front": base, **{task: f"{base}-{task}" for task in TASK_APPS}}
+
+
+def serve_applications(args: dict[str, Any] | None = None, logging_config: dict | None = None) -> list[dict]:
+    """The `applications:` of a Serve config that deploys the service with `args` (its Settings)."""
+    args = dict(args or {})
+    prefix = Settings(**args).path_prefix
+    names = application_names(prefix)
+    logging_config = logging_config or {"encoding": "JSON", "log_level": "INFO"}
+    applications = [{"name": names["front"], "route_prefix": prefix or "/", "import_path": "service.app:front_app"}]
+    for task, (_, _, route) in TASK_APPS.items():
+        applications.append(
+            {"name": names[task], "route_prefix": prefix + route, "import_path": f"service.app:{task}_app"}
+        )
+    return [{**app, "args": args, "logging_config": logging_config} for app in applications]

@@ -23,8 +23,8 @@ TOKEN_BUCKETS = [64, 256, 1024, 2048, 4096, 8192, 16384, 32768]
 RATIO_BUCKETS = [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.8, 1.0]
 
 
-class GatewayMetrics:
-    """What the HTTP edge sees: requests by task and status, end-to-end latency, input sizes."""
+class EdgeMetrics:
+    """What the HTTP edge sees: requests by task and status, end-to-end latency."""
 
     def __init__(self) -> None:
         self.requests = metrics.Counter(
@@ -36,16 +36,6 @@ class GatewayMetrics:
             "attention_serve_request_duration_seconds",
             description="end-to-end request latency inside the service, by task",
             boundaries=LATENCY_BUCKETS_S,
-            tag_keys=("task",),
-        )
-        self.items = metrics.Counter(
-            "attention_serve_inputs",
-            description="inputs (texts or QA pairs) accepted, by task",
-            tag_keys=("task",),
-        )
-        self.attention_requests = metrics.Counter(
-            "attention_serve_attention_requests",
-            description="requests that asked for attention maps, by task",
             tag_keys=("task",),
         )
 
@@ -61,7 +51,7 @@ class ModelMetrics:
         self.tags = {"task": task}
         self.batch_size = metrics.Histogram(
             "attention_serve_batch_size",
-            description="inputs per @serve.batch call",
+            description="jobs (texts or QA windows) per batch",
             boundaries=BATCH_SIZE_BUCKETS,
             tag_keys=("task",),
         )
@@ -90,7 +80,7 @@ class ModelMetrics:
         )
         self.queue = metrics.Histogram(
             "attention_serve_batch_queue_seconds",
-            description="time an input waited in the replica before its batch started",
+            description="time a job waited in the replica before its batch started",
             boundaries=LATENCY_BUCKETS_S,
             tag_keys=("task",),
         )
@@ -99,17 +89,34 @@ class ModelMetrics:
             description="inputs longer than max_tokens, of which only the start was read",
             tag_keys=("task",),
         )
+        self.items = metrics.Counter(
+            "attention_serve_inputs",
+            description="inputs (texts or QA pairs) accepted, by task",
+            tag_keys=("task",),
+        )
+        self.attention_requests = metrics.Counter(
+            "attention_serve_attention_requests",
+            description="requests that asked for attention maps, by task",
+            tag_keys=("task",),
+        )
         self.info = metrics.Gauge(
             "attention_serve_model_info",
             description="1 for the model a replica serves",
             tag_keys=("task", "model_id", "version", "precision"),
         )
 
+    def accepted(self, inputs: int, with_attention: bool) -> None:
+        """A request passed validation: its inputs (texts or QA pairs) go to the batch queue."""
+        self.items.inc(inputs, tags=self.tags)
+        if with_attention:
+            self.attention_requests.inc(tags=self.tags)
+
     def set_model(self, model_id: str, version: str, precision: str, serving: bool = True) -> None:
         tags = {**self.tags, "model_id": model_id, "version": version, "precision": precision}
         self.info.set(1 if serving else 0, tags=tags)
 
     def batch_started(self, size: int, waited_s: list[float]) -> None:
+        """One batch of `size` jobs (texts or QA windows) left the queue; each job waited as long as given."""
         self.batch_size.observe(size, tags=self.tags)
         for seconds in waited_s:
             self.queue.observe(seconds, tags=self.tags)

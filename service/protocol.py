@@ -2,7 +2,8 @@
 
 Request models forbid unknown fields, so a typo is an error instead of a silently ignored option, and are
 strict: `"return_attention": 0` or `"top_k": "3"` are refused as the schema says, not coerced.
-Length limits that depend on settings are checked by the gateway; structural ones live here.
+Length limits that depend on settings are checked by the routes; structural ones live here. Results are the
+engine's own result types (service/engine/results.py), not copies of them.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from service.engine.results import QAResult, SentimentResult
 
 NonEmptyList = Field(min_length=1)
 
@@ -64,49 +67,14 @@ class QARequest(_Request):
         return [QAPair(question=self.question, context=self.context)]
 
 
-class Token(BaseModel):
-    token: str
-    start: int | None = Field(description="character offset in its source text; null for special tokens")
-    end: int | None
-    source: Literal["text", "question", "context", "special"]
-
-
-class Attention(BaseModel):
-    query: Literal["cls", "answer"] = Field(description="whose attention: [CLS] or the answer span's tokens")
-    tokens: list[Token]
-    layers: list[list[float]] = Field(description="per layer, averaged over heads: weight on each token")
-    rollout: list[float] = Field(description="attention rollout through all layers: weight on each token")
-
-
 class ModelRef(BaseModel):
     id: str
     version: str
 
 
-class SentimentResult(BaseModel):
-    label: str
-    probabilities: dict[str, float]
-    truncated: bool = Field(description="the text was longer than max_tokens and only its start was read")
-    tokens: int
-    attention: Attention | None = None
-
-
 class SentimentResponse(BaseModel):
     model: ModelRef
     results: list[SentimentResult]
-
-
-class Answer(BaseModel):
-    text: str
-    score: float
-    start: int = Field(description="context[start:end] == text")
-    end: int
-
-
-class QAResult(BaseModel):
-    answers: list[Answer]
-    windows: int = Field(description="context windows the model read")
-    attention: Attention | None = None
 
 
 class QAResponse(BaseModel):
@@ -115,12 +83,20 @@ class QAResponse(BaseModel):
 
 
 class Batching(BaseModel):
-    """A model deployment's live batching settings (its Serve user_config)."""
+    """A task deployment's live batching settings (its Serve user_config)."""
 
     max_batch_size: int
     batch_wait_timeout_s: float
     token_budget: int
-    precision: str
+    max_padding: float
+    precision: str = Field(description="as configured: auto, fp32 or bf16")
+
+
+class PrecisionSpeeds(BaseModel):
+    """What `precision: auto` measured when the replica loaded its model."""
+
+    chosen: str
+    tokens_per_s: dict[str, float]
 
 
 class ModelInfo(BaseModel):
@@ -128,7 +104,9 @@ class ModelInfo(BaseModel):
     id: str
     version: str
     base: str
-    precision: str
+    precision: str = Field(description="the precision the model runs in (auto resolved)")
+    precision_speeds: PrecisionSpeeds | None = None
+    device: str
     max_tokens: int
     labels: list[str] = []
     batching: Batching

@@ -30,14 +30,17 @@ class BatchSettings(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(32, ge=1, le=512, description="inputs one @serve.batch call collects")
+    max_batch_size: int = Field(32, ge=1, le=512, description="jobs (texts or QA windows) one batch takes")
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1, description="how long a batch waits to fill")
-    token_budget: int = Field(8192, ge=128, description="padded tokens per forward pass (engine sub-batches)")
-    precision: Literal["fp32", "bf16"] = Field("bf16", description="bf16 is ~3x faster on AVX-512 BF16 CPUs")
+    token_budget: int = Field(8192, ge=128, description="real tokens per batch and padded tokens per forward pass")
+    max_padding: float = Field(0.1, ge=0, le=1, description="padding share past which a pass is cut in two")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto: each replica times both at load and keeps the faster"
+    )
 
 
 class DeploymentSettings(BaseModel):
-    """How one model deployment is placed and scaled; applied when the app is built."""
+    """How one task's ingress deployment is placed and scaled; applied when the app is built."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -47,9 +50,17 @@ class DeploymentSettings(BaseModel):
     max_replicas: int = Field(2, ge=1)
     target_ongoing_requests: float = Field(16, gt=0, description="autoscaling target per replica")
     num_cpus: float = Field(0.4, gt=0, description="Ray CPU share per replica (scheduling, not threads)")
-    threads: int = Field(2, ge=1, description="torch threads per replica")
-    max_ongoing_requests: int = Field(64, ge=1, description="per replica; ≥ max_batch_size or batches stay small")
-    max_queued_requests: int = Field(256, ge=-1, description="per caller; past it the request gets 503")
+    threads: int = Field(1, ge=1, description="torch threads per replica")
+    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, or cuda[:N] for a GPU")
+    num_gpus: float = Field(0, ge=0, description="Ray GPU share per replica; set it with device=cuda")
+    max_ongoing_requests: int = Field(256, ge=1, description="requests one replica holds; admission refuses first")
+    max_queued_requests: int = Field(64, ge=-1, description="requests waiting for a replica; past it Serve sheds")
+
+    @model_validator(mode="after")
+    def _gpu_with_cuda(self) -> DeploymentSettings:
+        if self.device.startswith("cuda") and self.num_gpus == 0:
+            raise ValueError("device=cuda needs num_gpus > 0, or Ray places the replica where there is no GPU")
+        return self
 
 
 class Settings(BaseSettings):
@@ -60,7 +71,11 @@ class Settings(BaseSettings):
     sentiment: DeploymentSettings = DeploymentSettings()
     qa: DeploymentSettings = DeploymentSettings()
 
-    # Request limits, checked by the gateway before anything is queued.
+    # Where the API is mounted: "" serves /v1/sentiment; "/tight" serves /tight/v1/sentiment (several deployments
+    # of the service on one Serve instance). Application names follow it (see service.app.application_names).
+    path_prefix: str = Field("", pattern=r"^(/[A-Za-z0-9_-]+)*$", description="URL prefix of every route")
+
+    # Request limits, checked by the routes before anything is queued.
     max_items_per_request: int = Field(64, ge=1, le=1024)
     max_text_chars: int = Field(100_000, ge=1, description="longer texts are refused; long ones are truncated")
     max_question_chars: int = Field(2_000, ge=1)
@@ -71,9 +86,12 @@ class Settings(BaseSettings):
     max_question_len: int = Field(64, ge=1, description="question tokens; longer questions get 422")
     max_windows: int = Field(64, ge=1, description="QA windows per context; longer contexts get 422")
     body_timeout_s: float = Field(10.0, gt=0, description="the whole body must arrive within it, else 408")
-    request_timeout_s: float = Field(30.0, gt=0, description="past it the gateway answers 504")
+    request_timeout_s: float = Field(30.0, gt=0, description="past it the request is answered 504")
+    max_queue_wait_s: float = Field(
+        0.5, gt=0, description="admission control: a task request that would wait longer for the model gets 503"
+    )
     retry_after_s: int = Field(1, ge=0, description="Retry-After sent with 503")
-    # Off by default. Per client address and per gateway replica; requests past it get 429 + Retry-After.
+    # Off by default. Per client address and per replica; requests past it get 429 + Retry-After.
     rate_limit_per_s: float | None = Field(None, gt=0, description="steady /v1/* requests per second per client")
     rate_limit_burst: int = Field(20, ge=1, description="requests a client may send at once above the rate")
 
@@ -82,13 +100,6 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, min_length=1, description="required on /v1/* when set; never logged")
     # Or the path of a file holding it: a Docker secret or a mounted Kubernetes Secret (ATTENTION_SERVE_API_KEY_FILE).
     api_key_file: Path | None = Field(None, description="file with the API key; read once at start-up")
-
-    # Gateway replicas (HTTP parsing, validation, tokenization).
-    gateway_replicas: int = Field(1, ge=1)
-    gateway_max_ongoing_requests: int = Field(512, ge=1)
-    gateway_max_inflight: int = Field(
-        128, ge=1, description="/v1 requests one gateway replica works on; past it, 503 at once (admission control)"
-    )
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:
@@ -104,13 +115,12 @@ class Settings(BaseSettings):
             self.api_key, self.api_key_file = SecretStr(key), None  # replicas get the key, not a path to re-read
         return self
 
-    @model_validator(mode="after")
-    def _admission_below_serve_limit(self) -> Settings:
-        # At Serve's own limit the proxy queues requests (without bound, and before our timeout starts) or
-        # refuses them without our envelope; the gateway must refuse first.
-        if self.gateway_max_inflight >= self.gateway_max_ongoing_requests:
-            raise ValueError("gateway_max_inflight must be below gateway_max_ongoing_requests")
-        return self
+    def for_replicas(self) -> dict:
+        """The settings as JSON for a replica's constructor; JSON dumps mask secrets, a replica needs the key."""
+        dumped = self.model_dump(mode="json")
+        if self.api_key is not None:
+            dumped["api_key"] = self.api_key.get_secret_value()
+        return dumped
 
     def model_dir(self, task: Literal["sentiment", "qa"]) -> Path:
         chosen = getattr(self, task).model_dir

@@ -1,10 +1,16 @@
-"""Sentiment and QA inference over tokenized inputs: sub-batch, forward, decode, back in input order."""
+"""Sentiment and QA inference over tokenized inputs: sub-batch, forward, decode, back in input order.
+
+The unit of work is a job: one text (`SentimentJob`) or one window of a QA context (`WindowJob`). A caller
+that batches across requests (the service) queues jobs, runs them together, and puts each request back
+together from its own jobs' outputs; `classify_texts` / `answer_texts` do all of it in one call for scripts.
+"""
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Generic, Literal, TypeVar
 
@@ -14,62 +20,52 @@ import torch
 from service.engine.attention_maps import head_averaged, summarize
 from service.engine.batching import PassStats, plan_batches
 from service.engine.decode import Candidate, merge_candidates, window_candidates
-from service.engine.tokenize import Offset, QAInput, TextInput, TextTokenizer
+from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, TokenView
+from service.engine.tokenize import Offset, QAInput, QAWindow, TextInput, TextTokenizer
 from service.engine.weights import LoadedModel, ModelInfo, Task, load_task_model
 
 Precision = Literal["fp32", "bf16"]
+PrecisionChoice = Literal["auto", "fp32", "bf16"]
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+# What `precision="auto"` times: a batch the size of a busy moment (16 short texts / 4 QA windows).
+_PROBE_SHAPES: dict[str, tuple[int, int]] = {"sentiment": (16, 32), "qa": (4, 384)}
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    precision: Precision = "bf16"
+    precision: PrecisionChoice = "auto"  # auto: time both at load, keep the faster (CPU flags do not tell)
     threads: int | None = None  # None: leave torch's default (all cores)
     token_budget: int = 8192  # padded tokens per forward pass
     max_batch_size: int = 64  # sequences per forward pass
     max_tokens: int = 512  # sentiment inputs longer than this are truncated
+    max_padding: float = 0.1  # share of a pass's tokens that may be padding before it is cut in two
+    device: str = "cpu"  # "cuda" or "cuda:N" to run on a GPU
 
 
 @dataclass(frozen=True)
-class TokenView:
-    token: str
-    start: int | None  # character span in the text it came from; None for special tokens
-    end: int | None
-    source: Literal["text", "question", "context", "special"]
+class SentimentJob:
+    """One text to classify."""
+
+    item: TextInput
+    return_attention: bool = False
+
+    @property
+    def tokens(self) -> int:
+        return len(self.item)
 
 
 @dataclass(frozen=True)
-class AttentionMap:
-    """Attention from the query tokens ([CLS], or the answer span) to each token."""
+class WindowJob:
+    """One window of a QA context, with the decoding options of the request it belongs to."""
 
-    query: Literal["cls", "answer"]
-    tokens: list[TokenView]
-    layers: list[list[float]]  # num_layers × tokens, averaged over heads
-    rollout: list[float]  # tokens
+    window: QAWindow
+    index: int  # the window's position in its context (answers found in earlier windows win ties)
+    top_k: int = 1
+    max_answer_len: int = 15
 
-
-@dataclass(frozen=True)
-class SentimentResult:
-    label: str
-    probabilities: dict[str, float]
-    truncated: bool
-    tokens: int
-    attention: AttentionMap | None = None
-
-
-@dataclass(frozen=True)
-class Answer:
-    text: str
-    score: float
-    start: int  # character offsets in the context: context[start:end] == text
-    end: int
-
-
-@dataclass(frozen=True)
-class QAResult:
-    answers: list[Answer]
-    windows: int
-    attention: AttentionMap | None = None
+    @property
+    def tokens(self) -> int:
+        return len(self.window)
 
 
 R = TypeVar("R")
@@ -81,6 +77,21 @@ class Inference(Generic[R]):
     passes: list[PassStats]
 
 
+@dataclass(frozen=True)
+class PrecisionProbe:
+    """What `precision="auto"` measured at load: tokens/s per precision, and the one it kept."""
+
+    chosen: Precision
+    tokens_per_s: dict[str, float] = field(default_factory=dict)
+
+
+def _resolve_device(device: str) -> torch.device:
+    resolved = torch.device(device)
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise RuntimeError(f"device {device!r} was asked for, but torch sees no CUDA device here")
+    return resolved
+
+
 class _Engine:
     task: Task
 
@@ -88,12 +99,45 @@ class _Engine:
         self.config = config or EngineConfig()
         if self.config.threads:
             torch.set_num_threads(self.config.threads)
+        self.device = _resolve_device(self.config.device)
         loaded: LoadedModel = load_task_model(model_dir, self.task)
         self.info: ModelInfo = loaded.info
-        self.dtype = _DTYPES[self.config.precision]
-        self.model = loaded.model.to(self.dtype).eval()
         max_tokens = min(self.config.max_tokens, loaded.info.max_position_embeddings)
         self.tokenizer = TextTokenizer(loaded.tokenizer_file, max_tokens=max_tokens)
+        fp32 = loaded.model.float().eval().to(self.device)
+        if self.config.precision == "auto":
+            self.probe = self._probe_precisions(fp32)
+        else:
+            self.probe = PrecisionProbe(self.config.precision)
+        self.precision: Precision = self.probe.chosen
+        self.model = fp32 if self.precision == "fp32" else fp32.to(_DTYPES[self.precision])
+
+    def _probe_precisions(self, fp32: torch.nn.Module) -> PrecisionProbe:
+        """Time a few forward passes in each precision and keep the faster: on one CPU bf16 is 3× faster, on
+        another (which also reports AVX-512 BF16) it is slower, so only a measurement can tell."""
+        rows, width = _PROBE_SHAPES[self.task]
+        ids = torch.full((rows, width), self.tokenizer.cls_id, dtype=torch.long, device=self.device)
+        mask = torch.ones_like(ids)
+        speeds: dict[str, float] = {}
+        for precision, dtype in _DTYPES.items():
+            model = fp32 if precision == "fp32" else copy.deepcopy(fp32).to(dtype)
+            with torch.inference_mode():
+                model(ids, mask, torch.zeros_like(ids))  # warm-up: first-call allocation and kernel choice
+                best = float("inf")
+                for _ in range(3):
+                    began = time.perf_counter()
+                    model(ids, mask, torch.zeros_like(ids))
+                    if self.device.type == "cuda":
+                        torch.cuda.synchronize(self.device)
+                    best = min(best, time.perf_counter() - began)
+            speeds[precision] = rows * width / best
+            del model
+        chosen: Precision = "bf16" if speeds["bf16"] > speeds["fp32"] else "fp32"
+        return PrecisionProbe(chosen, {k: round(v, 1) for k, v in speeds.items()})
+
+    def _plan(self, lengths: list[int], groups: Sequence[bool] | None = None) -> list[list[int]]:
+        c = self.config
+        return plan_batches(lengths, c.token_budget, c.max_batch_size, groups, c.max_padding)
 
     def _forward(
         self, sequences: Sequence[tuple[list[int], list[int] | None]], need_weights: bool
@@ -110,7 +154,9 @@ class _Engine:
                 types[row, : len(seq_types)] = torch.tensor(seq_types)
         began = time.perf_counter()
         with torch.inference_mode():
-            out, weights = self.model(ids, mask, types, need_weights=need_weights)
+            out, weights = self.model(ids.to(self.device), mask.to(self.device), types.to(self.device), need_weights)
+            out = tuple(o.float().cpu() for o in out) if isinstance(out, tuple) else out.float().cpu()
+            weights = [w.cpu() for w in weights]
         real = sum(len(s) for s, _ in sequences)
         stats = PassStats(len(sequences), real, width * len(sequences), time.perf_counter() - began)
         return out, weights, stats
@@ -130,22 +176,19 @@ class SentimentEngine(_Engine):
 
     def classify_texts(self, texts: Sequence[str], return_attention: bool = False) -> list[SentimentResult]:
         """Convenience for scripts: tokenize and classify in one call."""
-        items = [self.encode(t) for t in texts]
-        return self.classify(items, [return_attention] * len(items)).results
+        return self.classify([SentimentJob(self.encode(t), return_attention) for t in texts]).results
 
-    def classify(
-        self, items: Sequence[TextInput], return_attention: Sequence[bool] | None = None
-    ) -> Inference[SentimentResult]:
-        wants = list(return_attention) if return_attention is not None else [False] * len(items)
-        results: list[SentimentResult | None] = [None] * len(items)
+    def classify(self, jobs: Sequence[SentimentJob]) -> Inference[SentimentResult]:
+        results: list[SentimentResult | None] = [None] * len(jobs)
         passes = []
-        for batch in plan_batches([len(x) for x in items], self.config.token_budget, self.config.max_batch_size, wants):
+        wants = [job.return_attention for job in jobs]
+        for batch in self._plan([job.tokens for job in jobs], wants):
             need = wants[batch[0]]
-            logits, weights, stats = self._forward([(items[i].ids, None) for i in batch], need)
+            logits, weights, stats = self._forward([(jobs[i].item.ids, None) for i in batch], need)
             passes.append(stats)
-            probs = logits.float().softmax(dim=-1).tolist()
+            probs = logits.softmax(dim=-1).tolist()
             for row, i in enumerate(batch):
-                item = items[i]
+                item = jobs[i].item
                 best = int(np.argmax(probs[row]))
                 attention = None
                 if need:
@@ -179,6 +222,11 @@ class QAEngine(_Engine):
         max_seq_len = min(max_seq_len, self.tokenizer.max_tokens)
         return self.tokenizer.encode_qa(question, context, max_seq_len, doc_stride, max_question_len, max_windows)
 
+    @staticmethod
+    def jobs(item: QAInput, top_k: int = 1, max_answer_len: int = 15) -> list[WindowJob]:
+        """One job per window of a (question, context) pair, in window order."""
+        return [WindowJob(window, k, top_k, max_answer_len) for k, window in enumerate(item.windows)]
+
     def answer_texts(self, question: str, context: str, top_k: int = 1, **encode_options: int) -> QAResult:
         """Convenience for scripts: one question, one context."""
         return self.answer([self.encode(question, context, **encode_options)], top_k=[top_k]).results[0]
@@ -190,63 +238,70 @@ class QAEngine(_Engine):
         max_answer_len: Sequence[int] | None = None,
         return_attention: Sequence[bool] | None = None,
     ) -> Inference[QAResult]:
+        """Whole (question, context) pairs at once: every window of every pair shares the forward passes."""
         n = len(items)
         top_k = list(top_k) if top_k is not None else [1] * n
         max_answer_len = list(max_answer_len) if max_answer_len is not None else [15] * n
         wants = list(return_attention) if return_attention is not None else [False] * n
-        windows = [(i, w, k) for i, item in enumerate(items) for k, w in enumerate(item.windows)]
-        candidates: list[list[Candidate]] = [[] for _ in range(n)]
-        passes = []
-        lengths = [len(w) for _, w, _ in windows]
-        for batch in plan_batches(lengths, self.config.token_budget, self.config.max_batch_size):
-            (start_logits, end_logits), _, stats = self._forward(
-                [(windows[j][1].ids, windows[j][1].type_ids) for j in batch], need_weights=False
-            )
-            passes.append(stats)
-            start_np, end_np = start_logits.float().numpy(), end_logits.float().numpy()
-            for row, j in enumerate(batch):
-                i, window, k = windows[j]
-                length = len(window)
-                candidates[i] += window_candidates(
-                    window.context_word_offsets,
-                    start_np[row, :length],
-                    end_np[row, :length],
-                    2 * top_k[i] + 10,
-                    max_answer_len[i],
-                    k,
-                )
-        best = [merge_candidates(items[i].context, c, top_k[i]) for i, c in enumerate(candidates)]
-        results = [
-            QAResult(
-                [Answer(item.context[c.start_char : c.end_char], c.score, c.start_char, c.end_char) for c in b],
-                len(item.windows),
-            )
-            for item, b in zip(items, best, strict=True)
-        ]
-        attention_items = [i for i in range(n) if wants[i] and best[i]]
-        if attention_items:
-            passes.extend(self._attach_attention(items, [b[0] for b in best], attention_items, results))
+        jobs = [self.jobs(item, top_k[i], max_answer_len[i]) for i, item in enumerate(items)]
+        scored = self.score_windows([job for per_item in jobs for job in per_item])
+        passes = list(scored.passes)
+        results, at = [], 0
+        for i, item in enumerate(items):
+            candidates = [c for per_window in scored.results[at : at + len(jobs[i])] for c in per_window]
+            at += len(jobs[i])
+            result = self.merge(item, candidates, top_k[i])
+            if wants[i]:
+                result, attention_passes = self.with_attention(item, result, candidates, top_k[i])
+                passes += attention_passes
+            results.append(result)
         return Inference(results, passes)
 
-    def _attach_attention(
-        self, items: Sequence[QAInput], best: list[Candidate], indices: list[int], results: list[QAResult]
-    ) -> list[PassStats]:
-        """Re-run each best answer's window on the explicit path and summarise attention from the answer."""
+    def score_windows(self, jobs: Sequence[WindowJob]) -> Inference[list[Candidate]]:
+        """The best spans of each window (2·top_k + 10 of them, enough to merge across windows)."""
+        candidates: list[list[Candidate]] = [[] for _ in jobs]
         passes = []
-        windows = {i: items[i].windows[best[i].window] for i in indices}
-        lengths = [len(windows[i]) for i in indices]
-        for batch in plan_batches(lengths, self.config.token_budget, self.config.max_batch_size):
-            chosen = [indices[b] for b in batch]
-            _, weights, stats = self._forward([(windows[i].ids, windows[i].type_ids) for i in chosen], True)
+        for batch in self._plan([job.tokens for job in jobs]):
+            (start_logits, end_logits), _, stats = self._forward(
+                [(jobs[j].window.ids, jobs[j].window.type_ids) for j in batch], need_weights=False
+            )
             passes.append(stats)
-            for row, i in enumerate(chosen):
-                window, length = windows[i], len(windows[i])
-                averaged = head_averaged([w[row, :, :length, :length] for w in weights])
-                layers, rolled = summarize(averaged, list(range(best[i].start_token, best[i].end_token + 1)))
-                sources = [
-                    ("question", q) if q is not None else ("context", c) if c is not None else ("special", None)
-                    for q, c in zip(window.question_offsets, window.context_offsets, strict=True)
-                ]
-                attention = AttentionMap("answer", self._token_views(window.ids, sources), layers, rolled)
-                results[i] = QAResult(results[i].answers, results[i].windows, attention)
-        return passes
+            start_np, end_np = start_logits.numpy(), end_logits.numpy()
+            for row, j in enumerate(batch):
+                job, length = jobs[j], jobs[j].tokens
+                candidates[j] = window_candidates(
+                    job.window.context_word_offsets,
+                    start_np[row, :length],
+                    end_np[row, :length],
+                    2 * job.top_k + 10,
+                    job.max_answer_len,
+                    job.index,
+                )
+        return Inference(candidates, passes)
+
+    @staticmethod
+    def merge(item: QAInput, candidates: list[Candidate], top_k: int) -> QAResult:
+        """One pair's answer from the candidates of all its windows."""
+        best = merge_candidates(item.context, candidates, top_k)
+        answers = [Answer(item.context[c.start_char : c.end_char], c.score, c.start_char, c.end_char) for c in best]
+        return QAResult(answers, len(item.windows))
+
+    def with_attention(
+        self, item: QAInput, result: QAResult, candidates: list[Candidate], top_k: int
+    ) -> tuple[QAResult, list[PassStats]]:
+        """Re-run the best answer's window on the explicit path and summarise attention from the answer."""
+        best = merge_candidates(item.context, candidates, top_k)
+        if not best:
+            return result, []
+        top = best[0]
+        window = item.windows[top.window]
+        _, weights, stats = self._forward([(window.ids, window.type_ids)], True)
+        length = len(window)
+        averaged = head_averaged([w[0, :, :length, :length] for w in weights])
+        layers, rolled = summarize(averaged, list(range(top.start_token, top.end_token + 1)))
+        sources = [
+            ("question", q) if q is not None else ("context", c) if c is not None else ("special", None)
+            for q, c in zip(window.question_offsets, window.context_offsets, strict=True)
+        ]
+        attention = AttentionMap("answer", self._token_views(window.ids, sources), layers, rolled)
+        return QAResult(result.answers, result.windows, attention), [stats]

@@ -11,14 +11,24 @@ ApiError                      code                  status
 ├── NotFound / MethodNotAllowed                     404 / 405
 ├── RateLimited               rate_limited          429 + Retry-After (rate_limit_per_s set, client over it)
 ├── Overloaded                overloaded            503 + Retry-After (queue full: shed, don't wait)
-├── Unavailable               unavailable           503 (no replica can answer)
+├── Unavailable               unavailable           503 (the model failed or is not loaded)
 ├── GatewayTimeout            timeout               504
 └── Internal                  internal_error        500 (a bug; the message never carries a trace)
 """
 
 from __future__ import annotations
 
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
 from service.protocol import ErrorBody, ErrorDetail, ErrorResponse
+from service.settings import Settings
+
+logger = logging.getLogger("ray.serve")
 
 
 class ApiError(Exception):
@@ -113,3 +123,59 @@ ERROR_RESPONSES: dict[int | str, dict] = {
         504: "No answer within request_timeout_s",
     }.items()
 }
+
+
+def error_response(
+    error: ApiError, request_id: str | None, settings: Settings, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    """The envelope, with the headers its status calls for (WWW-Authenticate, Retry-After)."""
+    headers = dict(headers or {})
+    if isinstance(error, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    if isinstance(error, Overloaded):
+        headers["Retry-After"] = str(settings.retry_after_s)
+    if isinstance(error, RateLimited):
+        headers["Retry-After"] = str(error.retry_after_s)
+    return JSONResponse(error.response(request_id).model_dump(), status_code=error.status, headers=headers)
+
+
+def install_error_handlers(app: FastAPI, settings: Settings) -> None:
+    """Every error a route or FastAPI itself raises leaves in the envelope; nothing leaves as a stack trace."""
+
+    def reply(request: Request, error: ApiError, headers: dict[str, str] | None = None) -> JSONResponse:
+        return error_response(error, getattr(request.state, "request_id", None), settings, headers)
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return reply(request, exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = exc.errors()
+        if any(e.get("type") == "json_invalid" for e in errors):
+            return reply(request, MalformedJson("request body is not valid JSON"))
+        details = [
+            ErrorDetail(field=".".join(str(p) for p in e.get("loc", ())[1:]) or None, message=e.get("msg", "invalid"))
+            for e in errors
+        ]
+        return reply(request, InvalidRequest("request does not match the schema", details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        error: ApiError
+        if exc.status_code == 404:
+            error = NotFound(f"no route {request.url.path}")
+        elif exc.status_code == 405:
+            error = MethodNotAllowed(f"{request.method} is not allowed on {request.url.path}")
+        elif exc.status_code == 400:  # the body could not be read as JSON at all (e.g. invalid UTF-8)
+            error = MalformedJson(f"request body is not valid JSON: {exc.detail}")
+        else:
+            error = ApiError(str(exc.detail), code="http_error")
+            error.status = exc.status_code
+        # Starlette's own headers matter: a 405 carries `Allow` (RFC 9110 requires it).
+        return reply(request, error, dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        logger.exception("unhandled error in request %s", getattr(request.state, "request_id", None))
+        return reply(request, Internal("internal error; see the server log for this request id"))

@@ -1,0 +1,203 @@
+"""An in-process batch queue: jobs from many requests share forward passes, first come first served.
+
+Why not `@serve.batch`: its token-aware mode (`batch_size_fn`) puts the job that does not fit at the back of
+the queue, so a long request can be overtaken forever, and it sizes the batch again for every arrival. Here a
+request's jobs enter the queue together and batches are cut from its head, so an earlier request's jobs always
+run before a later one's: under load, early requests finish early instead of all finishing late together.
+
+One worker thread runs the batches (the model is not re-entrant, and the event loop stays free to accept and
+refuse requests meanwhile). The queue knows how much work waits in it and how fast batches go, so it can say
+how long a new request would wait: the admission check refuses by that, not by a fixed count.
+Knows nothing of Ray, HTTP or tensors.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+
+logger = logging.getLogger(__name__)
+
+
+class Job(Protocol):
+    @property
+    def tokens(self) -> int: ...
+
+
+J = TypeVar("J", bound=Job)
+Out = TypeVar("Out")
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    max_batch_size: int  # jobs per batch
+    token_budget: int  # real tokens per batch (the engine cuts it further into padding-free passes)
+    wait_s: float  # how long the first job of a batch may wait for company
+
+
+@dataclass(frozen=True)
+class BatchReport:
+    """What the worker says about one batch: its size and its time on the model."""
+
+    jobs: int
+    tokens: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a request's time went, in seconds: waiting for its first batch, then on the model until its last."""
+
+    queue_s: float
+    inference_s: float
+
+
+@dataclass
+class _Slot(Generic[J, Out]):
+    job: J
+    future: asyncio.Future[Out]
+    enqueued: float
+    started: float = 0.0
+    finished: float = 0.0
+
+
+class Batcher(Generic[J, Out]):
+    """FIFO batches of jobs under a size and a token limit, run one at a time on a worker thread."""
+
+    def __init__(
+        self,
+        run: Callable[[list[J]], list[Out]],
+        limits: BatchLimits,
+        *,
+        on_batch: Callable[[BatchReport, list[float]], None] | None = None,
+        tokens_per_s: float = 5000.0,
+    ) -> None:
+        self._run = run
+        self.limits = limits
+        self._on_batch = on_batch
+        self._queue: deque[_Slot[J, Out]] = deque()
+        self._queued_tokens = 0
+        self._running_tokens = 0
+        self._arrived = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+        self._tokens_per_s = tokens_per_s  # moving estimate, from the batches run
+        self._task: asyncio.Task | None = None
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._serve(), name="batcher")
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The model's one thread: anything else that runs the model (health checks) goes through it too."""
+        return self._executor
+
+    def expected_wait_s(self) -> float:
+        """How long a job queued now would wait before it starts, from the work ahead and the measured speed."""
+        return (self._queued_tokens + self._running_tokens) / self._tokens_per_s
+
+    @property
+    def tokens_per_s(self) -> float:
+        return self._tokens_per_s
+
+    async def submit(self, jobs: Sequence[J]) -> tuple[list[Out], Timing]:
+        """Queue one request's jobs together and wait for all their outputs (in order).
+
+        Cancelled (the client left, or a timeout): the jobs not yet started are skipped, never run.
+        """
+        self.start()
+        loop = asyncio.get_running_loop()
+        now = time.perf_counter()
+        slots = [_Slot(job, loop.create_future(), now) for job in jobs]
+        self._queue.extend(slots)
+        self._queued_tokens += sum(job.tokens for job in jobs)
+        self._arrived.set()
+        try:
+            outputs = await asyncio.gather(*(slot.future for slot in slots))
+        except BaseException:
+            for slot in slots:
+                slot.future.cancel()
+            raise
+        started = min(slot.started for slot in slots)
+        finished = max(slot.finished for slot in slots)
+        return list(outputs), Timing(queue_s=started - now, inference_s=finished - started)
+
+    def _take_batch(self) -> list[_Slot[J, Out]]:
+        batch: list[_Slot[J, Out]] = []
+        tokens = 0
+        while self._queue and len(batch) < self.limits.max_batch_size:
+            slot = self._queue[0]
+            if slot.future.done():  # cancelled while queued: drop it, its work is nobody's
+                self._queue.popleft()
+                self._queued_tokens -= slot.job.tokens
+                continue
+            if batch and tokens + slot.job.tokens > self.limits.token_budget:
+                break
+            self._queue.popleft()
+            self._queued_tokens -= slot.job.tokens
+            tokens += slot.job.tokens
+            batch.append(slot)
+        return batch
+
+    def _batch_ready(self) -> bool:
+        tokens = count = 0
+        for slot in self._queue:
+            count += 1
+            tokens += slot.job.tokens
+            if count >= self.limits.max_batch_size or tokens >= self.limits.token_budget:
+                return True
+        return False
+
+    async def _serve(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._queue:
+                self._arrived.clear()
+                await self._arrived.wait()
+            # The head job has waited since it arrived (perhaps behind a running batch): wait only the rest.
+            deadline = self._queue[0].enqueued + self.limits.wait_s
+            while not self._batch_ready() and (remaining := deadline - time.perf_counter()) > 0:
+                self._arrived.clear()
+                try:
+                    await asyncio.wait_for(self._arrived.wait(), remaining)
+                except TimeoutError:
+                    break
+            batch = self._take_batch()
+            if not batch:
+                continue
+            await self._run_batch(loop, batch)
+
+    async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Slot[J, Out]]) -> None:
+        tokens = sum(slot.job.tokens for slot in batch)
+        self._running_tokens = tokens
+        began = time.perf_counter()
+        for slot in batch:
+            slot.started = began
+        try:
+            outputs = await loop.run_in_executor(self._executor, self._run, [slot.job for slot in batch])
+            if len(outputs) != len(batch):
+                raise RuntimeError(f"the model returned {len(outputs)} outputs for {len(batch)} jobs")
+        except Exception as exc:  # the batch failed as a whole: each of its requests gets the error
+            logger.exception("batch of %d jobs failed", len(batch))
+            for slot in batch:
+                if not slot.future.done():
+                    slot.future.set_exception(exc)
+            return
+        finally:
+            self._running_tokens = 0
+        finished = time.perf_counter()
+        seconds = finished - began
+        if seconds > 0:  # a moving average, so one odd batch does not swing admission
+            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (tokens / seconds)
+        for slot, output in zip(batch, outputs, strict=True):
+            slot.finished = finished
+            if not slot.future.done():  # a cancelled request's future stays cancelled
+                slot.future.set_result(output)
+        if self._on_batch is not None:
+            self._on_batch(BatchReport(len(batch), tokens, seconds), [began - slot.enqueued for slot in batch])

@@ -1,0 +1,128 @@
+"""The Serve deployments: one ingress per task, and the front beside them.
+
+A task's ingress is the whole request path in one replica (one hop from the proxy): the HTTP edge, validation,
+tokenization, its in-process batch queue and the model on a worker thread. No DeploymentHandle call is on the
+request path. The front answers health, readiness, the model list, the API docs and the explorer page, asking
+the task deployments through handles (off the request path).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import FastAPI
+from ray import serve
+
+from service.http.edge import Edge
+from service.http.errors import Unavailable
+from service.http.routes import admission_by_wait, api_app, front_router, qa_router, sentiment_router
+from service.protocol import ModelInfo, ModelsResponse
+from service.settings import BatchSettings, Settings
+from service.workers import QAWorker, SentimentWorker
+
+logger = logging.getLogger("ray.serve")
+
+
+class _TaskIngress:
+    """What both task ingresses share: settings, the worker's life cycle, health, live reconfiguration."""
+
+    worker: SentimentWorker | QAWorker
+
+    def _settings(self, settings: dict[str, Any]) -> Settings:
+        self.settings = Settings.model_validate(settings)
+        return self.settings
+
+    def _edge(self) -> Edge:
+        return Edge.for_replica(self.settings, admission_by_wait(self.settings, self.worker.batcher.expected_wait_s))
+
+    async def reconfigure(self, user_config: dict[str, Any]) -> None:
+        """Serve calls this with the deployment's user_config: batching at once, precision by reloading."""
+        await self.worker.reconfigure(BatchSettings.model_validate(user_config))
+
+    async def check_health(self) -> None:
+        """Serve calls this periodically: a tiny forward pass proves the model still answers."""
+        await self.worker.ping()
+
+    async def ping(self) -> bool:
+        await self.worker.ping()
+        return True
+
+    def describe(self) -> dict[str, Any]:
+        return self.worker.describe().model_dump(mode="json")
+
+
+@serve.deployment(name="SentimentIngress")
+@serve.ingress()
+class SentimentIngress(_TaskIngress):
+    def __init__(self, settings: dict[str, Any]) -> None:
+        s = self._settings(settings)
+        self.worker = SentimentWorker(s.model_dir("sentiment"), s.sentiment, s.max_tokens)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return api_app(self.settings, self._edge(), sentiment_router(self.settings, lambda: self.worker))
+
+
+@serve.deployment(name="QAIngress")
+@serve.ingress()
+class QAIngress(_TaskIngress):
+    def __init__(self, settings: dict[str, Any]) -> None:
+        s = self._settings(settings)
+        self.worker = QAWorker(s.model_dir("qa"), s.qa, s.max_seq_len)
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        return api_app(self.settings, self._edge(), qa_router(self.settings, lambda: self.worker))
+
+
+@serve.deployment(name="Front")
+@serve.ingress()
+class Front:
+    """Health, readiness, models, docs and the explorer; one OpenAPI document for every application's routes."""
+
+    def __init__(self, settings: dict[str, Any], task_apps: dict[str, tuple[str, str]]) -> None:
+        self.settings = Settings.model_validate(settings)
+        self._task_apps = task_apps  # task -> (application, deployment)
+
+    def _handle(self, task: str):
+        app_name, deployment = self._task_apps[task]
+        return serve.get_deployment_handle(deployment, app_name=app_name)
+
+    async def _ask(self, task: str, method: str, timeout_s: float) -> Any:
+        return await asyncio.wait_for(getattr(self._handle(task), method).remote(), timeout=timeout_s)
+
+    async def models(self) -> ModelsResponse:
+        found = []
+        for task in self._task_apps:
+            try:
+                found.append(ModelInfo.model_validate(await self._ask(task, "describe", 5)))
+            except Exception:
+                raise Unavailable(f"the {task} model is not answering") from None
+        return ModelsResponse(models=found)
+
+    async def readiness(self) -> dict[str, str]:
+        async def check(task: str) -> str:
+            try:
+                await self._ask(task, "ping", 10)
+                return "ok"
+            except Exception as exc:
+                return f"unavailable: {type(exc).__name__}"
+
+        results = await asyncio.gather(*(check(task) for task in self._task_apps))
+        return dict(zip(self._task_apps, results, strict=True))
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        from service.http.explorer import explorer_router
+
+        app = api_app(
+            self.settings,
+            Edge.for_replica(self.settings),
+            front_router(self.models, self.readiness),
+            explorer_router(),
+        )
+        # The docs describe the whole API: the task routes are served by their own applications, and
+        # written here once more (without models) only for the OpenAPI document.
+        schema_app = api_app(self.settings, Edge(self.settings), sentiment_router(self.settings),
+                             qa_router(self.settings), front_router(self.models, self.readiness))  # fmt: skip
+        app.openapi = schema_app.openapi  # type: ignore[method-assign]
+        return app

@@ -1,0 +1,199 @@
+"""Serve operations: start the service, read and change its live config, scale a task.
+
+The command line (service/cli.py), the tests and the load tests all use these, so there is one way to start the
+service and one way to change it while it runs. `start_service` deploys declaratively (as `serve run <config>`
+does), so a running service can be changed with `serve deploy <edited config>` or `apply_config`, which goes
+through the Ray dashboard's REST API: replicas are added or removed while requests keep flowing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, Literal
+
+from service.app import TASK_APPS, application_names, serve_applications
+from service.settings import BatchSettings
+
+DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
+DEFAULT_METRICS_PORT = 8080
+Proxy = Literal["haproxy", "python"]
+# Ray reads these when it starts (ray/serve/_private/constants.py); measured in docs/benchmarks.md.
+PROXIES: dict[str, dict[str, str]] = {
+    # HAProxy in front, each ingress replica its own HTTP server (direct ingress), user code and the router on
+    # the replica's event loop, buffered request logs.
+    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    # Serve's own Python proxy (uvicorn), every default of Ray's.
+    "python": {},
+}
+DEFAULT_PROXY: Proxy = "haproxy"
+
+
+def default_deploy_config(host: str = "127.0.0.1", port: int = 8000, args: dict[str, Any] | None = None) -> dict:
+    """The Serve config `run` deploys when no file is given: the three applications with their defaults."""
+    return {
+        "proxy_location": "HeadOnly",
+        "http_options": {"host": host, "port": port},
+        "applications": serve_applications(args),
+    }
+
+
+def load_deploy_config(path: Path, host: str | None, port: int | None) -> dict:
+    import yaml  # comes with ray
+
+    config = yaml.safe_load(path.read_text())
+    http = config.setdefault("http_options", {})
+    if host is not None:
+        http["host"] = host
+    if port is not None:
+        http["port"] = port
+    return config
+
+
+def proxy_environment(proxy: Proxy) -> dict[str, str]:
+    """The environment Ray must start with for `proxy`; set before Ray starts, inherited by every Ray process."""
+    if proxy not in PROXIES:
+        raise ValueError(f"unknown proxy {proxy!r}; one of {sorted(PROXIES)}")
+    return PROXIES[proxy]
+
+
+def start_service(
+    config: dict,
+    *,
+    num_cpus: int | None = None,
+    metrics_port: int = DEFAULT_METRICS_PORT,
+    ready_timeout_s: float = 300,
+    proxy: Proxy = DEFAULT_PROXY,
+) -> str:
+    """Start (or join) local Ray, deploy `config`, wait until every application runs; returns the base URL.
+
+    Ray's metrics (Serve's and ours) are exported for Prometheus on `metrics_port`, away from the API port.
+    """
+    for name, value in proxy_environment(proxy).items():
+        os.environ.setdefault(name, value)  # an operator's own setting wins
+    import ray
+    from ray import serve
+    from ray.serve._private import api as serve_api
+    from ray.serve.schema import ServeDeploySchema
+
+    schema = ServeDeploySchema.model_validate(config)
+    if not ray.is_initialized():
+        ray.init(
+            namespace="serve",
+            num_cpus=num_cpus,
+            include_dashboard=True,
+            log_to_driver=False,
+            _metrics_export_port=metrics_port,
+        )
+    http = schema.http_options
+    client = serve_api.serve_start(http_options=http.model_dump(), proxy_location=schema.proxy_location)
+    client.deploy_apps(schema, _blocking=False)
+    deadline = time.monotonic() + ready_timeout_s
+    names = [app.name for app in schema.applications]
+    while True:
+        statuses = serve.status().applications
+        states = {name: statuses[name].status if name in statuses else "NOT_STARTED" for name in names}
+        if all(state == "RUNNING" for state in states.values()):
+            break
+        failed = {name: statuses[name].message for name, state in states.items() if state == "DEPLOY_FAILED"}
+        if failed:
+            raise RuntimeError(f"deployment failed: {failed}")
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"applications not running after {ready_timeout_s} s: {states}")
+        time.sleep(0.5)
+    host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
+    return f"http://{host}:{http.port}"
+
+
+def stop_service() -> None:
+    import ray
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+def _edited(current: dict, task: str, path_prefix: str = "") -> tuple[dict, dict]:
+    """A copy of the live Serve config and, in it, the entry of one task's deployment (added when absent)."""
+    app_name, deployment_name = application_names(path_prefix)[task], TASK_APPS[task][1]  # type: ignore[index]
+    config = json.loads(json.dumps(current))
+    app = next((a for a in config["applications"] if a["name"] == app_name), None)
+    if app is None:
+        raise SystemExit(f"no application named {app_name!r} is deployed")
+    deployments = app.setdefault("deployments", [])
+    deployment = next((d for d in deployments if d["name"] == deployment_name), None)
+    if deployment is None:
+        deployment = {"name": deployment_name}
+        deployments.append(deployment)
+    return config, deployment
+
+
+def scaled_config(
+    current: dict,
+    task: str,
+    replicas: int | None,
+    min_replicas: int | None,
+    max_replicas: int | None,
+    path_prefix: str = "",
+) -> dict:
+    """The live Serve config with one task's replica count (or autoscaling bounds) changed."""
+    config, deployment = _edited(current, task, path_prefix)
+    if replicas is not None:
+        # An explicit null, not a missing key: the app builder sets autoscaling in code, and a key left
+        # out of the config means "keep the code's value", which would override the fixed count.
+        deployment["autoscaling_config"] = None
+        deployment["num_replicas"] = replicas
+    else:
+        autoscaling = deployment.get("autoscaling_config") or {}
+        if min_replicas is not None:
+            autoscaling["min_replicas"] = min_replicas
+        if max_replicas is not None:
+            autoscaling["max_replicas"] = max_replicas
+        deployment["num_replicas"] = "auto"
+        deployment["autoscaling_config"] = autoscaling
+    return config
+
+
+def batching_config(current: dict, task: str, path_prefix: str = "", **changes: Any) -> dict:
+    """The live Serve config with fields of one task's user_config (batching, precision) changed."""
+    config, deployment = _edited(current, task, path_prefix)
+    deployment["user_config"] = {**BatchSettings().model_dump(), **(deployment.get("user_config") or {}), **changes}
+    return config
+
+
+def _dashboard(address: str):
+    """Ray's own Serve REST client (what `serve deploy` uses): it carries the cluster's auth token."""
+    from ray._private.authentication.authentication_token_setup import maybe_enable_token_auth_if_token_available
+    from ray.dashboard.modules.serve.sdk import ServeSubmissionClient
+
+    # Ray 2.60 clusters require a token; a fresh process sends the local one (~/.ray/auth_token) only once token
+    # mode is switched on, as `ray start` does.
+    maybe_enable_token_auth_if_token_available(warn_if_disabled=False)
+    return ServeSubmissionClient(address)
+
+
+def live_config(dashboard: str) -> dict:
+    """The config the running cluster was deployed with, from the dashboard's Serve REST API."""
+    status = _dashboard(dashboard).get_serve_details()
+    applications = []
+    for name, app in status.get("applications", {}).items():
+        deployed = app.get("deployed_app_config")
+        if deployed is None:
+            raise SystemExit(
+                f"application {name!r} was deployed with serve.run() from Python, which has no live config to edit; "
+                "start it with `attention-serve run` or `serve run/deploy deploy/serve_config.yaml`"
+            )
+        applications.append(deployed)
+    config: dict[str, Any] = {"applications": applications}
+    if status.get("proxy_location"):
+        config["proxy_location"] = status["proxy_location"]
+    if status.get("http_options"):
+        config["http_options"] = {k: v for k, v in status["http_options"].items() if k in ("host", "port")}
+    return config
+
+
+def apply_config(dashboard: str, config: dict) -> None:
+    """Submit a whole Serve config; Serve diffs it against what runs and changes only that."""
+    _dashboard(dashboard).deploy_applications(config)
