@@ -1,6 +1,6 @@
-"""Faults under load: kill a model replica, then the gateway replica, while users keep sending.
+"""Faults under load: kill a task's ingress replica while users keep sending.
 
-    python -m loadtests.faults --url http://127.0.0.1:8000 [--users 8] [--app attention-serve]
+    python -m loadtests.faults --url http://127.0.0.1:8000 [--users 8] [--kill sentiment]
 
 Closed-loop users send sentiment requests the whole time; every 200 is checked to be its own request's
 answer. Each fault SIGKILLs one replica process (found by its Ray title, so run this on the service's
@@ -68,8 +68,10 @@ def _group(failed: list[Sent]) -> list[tuple[Sent, int]]:
     return [(first[key], n) for key, n in counts.items()]
 
 
-async def inject(load: ClosedLoop, app: str, deployment: str, started: float, settle_s: float = 5) -> Fault:
-    """Kill one replica of `deployment`; return once a new one runs and requests succeeded for `settle_s`."""
+async def inject(load: ClosedLoop, target: tuple[str, str], started: float, settle_s: float = 5) -> Fault:
+    """Kill one replica of `target` (application, deployment); return once a new one runs and requests
+    succeeded for `settle_s`."""
+    app, deployment = target
     victims = replica_pids(app, deployment)
     if not victims:
         raise SystemExit(f"no running replica of {app}:{deployment} on this machine")
@@ -90,16 +92,24 @@ async def inject(load: ClosedLoop, app: str, deployment: str, started: float, se
     return fault
 
 
+def targets(tasks: list[str], path_prefix: str = "") -> list[tuple[str, str]]:
+    """(application, deployment) of each task's ingress in the service mounted at `path_prefix`."""
+    from service.app import TASK_APPS, application_names
+
+    names = application_names(path_prefix)
+    return [(names[task], TASK_APPS[task][1]) for task in tasks]  # type: ignore[index]
+
+
 async def run(
-    url: str, app: str, users: int, deployments: list[str], warmup_s: float = 10, headers=None
+    url: str, users: int, victims: list[tuple[str, str]], warmup_s: float = 10, headers=None
 ) -> tuple[list[Fault], list[Sent]]:
     load = ClosedLoop(url, users, Texts(), headers)
     started = time.monotonic()
     runner = asyncio.create_task(load.run(started))
     await asyncio.sleep(warmup_s)
     faults = []
-    for deployment in deployments:
-        faults.append(await inject(load, app, deployment, started))
+    for target in victims:
+        faults.append(await inject(load, target, started))
         await asyncio.sleep(5)
     load.stop.set()
     return faults, await runner
@@ -108,11 +118,11 @@ async def run(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--app", default="attention-serve")
+    parser.add_argument("--prefix", default="", help="the service's path_prefix (names its applications)")
     parser.add_argument("--users", type=int, default=8)
-    parser.add_argument("--kill", nargs="+", default=["SentimentModel", "Gateway"])
+    parser.add_argument("--kill", nargs="+", default=["sentiment"], choices=["sentiment", "qa"])
     options = parser.parse_args()
-    faults, sent = asyncio.run(run(options.url, options.app, options.users, options.kill))
+    faults, sent = asyncio.run(run(options.url, options.users, targets(options.kill, options.prefix)))
     summaries = [fault.summary(sent) for fault in faults]
     total = {
         "requests": len(sent),

@@ -18,13 +18,14 @@ import argparse
 import json
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
 
 from loadtests.replicas import serve_processes
+from service.app import application_names
 
 MB = 1024 * 1024
 JSON = {"Content-Type": "application/json"}
@@ -158,10 +159,11 @@ def crowd(url: str, connections: int, headers: dict[str, str] | None = None) -> 
             sock.close()
 
 
-def replica_memory(app: str) -> dict[str, int]:
-    """Resident bytes of each replica of `app` and of Serve's proxy, by their Ray process titles."""
+def replica_memory(apps: Iterable[str]) -> dict[str, int]:
+    """Resident bytes of each replica of `apps` and of Serve's proxy, by their Ray process titles."""
     return {
         f"{name} (pid {process.pid})": process.info["memory_info"].rss
+        for app in apps
         for name, process in serve_processes(app, with_proxy=True)
     }
 
@@ -169,7 +171,7 @@ def replica_memory(app: str) -> dict[str, int]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--url", default="http://127.0.0.1:8000")
-    parser.add_argument("--app", default="attention-serve", help="Serve application name (for the memory table)")
+    parser.add_argument("--prefix", default="", help="the service's path_prefix (names its applications)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--slow-body-s", type=float, default=15, help="how long the slow-loris client trickles")
     parser.add_argument("--connections", type=int, default=500)
@@ -180,7 +182,7 @@ def main() -> int:
     with httpx.Client(base_url=options.url, timeout=120) as client:
         for round_number in range(1, options.rounds + 1):
             if round_number == 2:
-                before = replica_memory(options.app)
+                before = replica_memory(application_names(options.prefix).values())
             for case in CASES:
                 outcome = send(client, case)
                 failures += not outcome.ok
@@ -192,7 +194,7 @@ def main() -> int:
     status, seconds = crowd(options.url, options.connections)
     failures += status != 200
     print(f"{options.connections} idle connections open: a normal request got {status} in {seconds * 1000:.0f} ms")
-    after = replica_memory(options.app)
+    after = replica_memory(application_names(options.prefix).values())
     print(f"\nresident memory, before round 2 → after round {options.rounds}:")
     for name, rss in sorted(after.items()):
         if name in before:

@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     engine = SentimentEngine(default_model_dir("sentiment"), EngineConfig(precision="fp32", threads=1))
     bodies = [{"text": t} for t in texts(64)]
-    expected = {b["text"]: engine.classify([engine.encode(b["text"])]).results[0] for b in bodies}
+    expected = {b["text"]: engine.classify_texts([b["text"]])[0] for b in bodies}
 
     cluster = Cluster(
         initialize_head=True,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import FastAPI
 from ray import serve
@@ -23,23 +23,41 @@ from service.settings import BatchSettings, Settings
 from service.workers import QAWorker, SentimentWorker
 
 logger = logging.getLogger("ray.serve")
+Task = Literal["sentiment", "qa"]
 
 
 class _TaskIngress:
-    """What both task ingresses share: settings, the worker's life cycle, health, live reconfiguration."""
+    """What both task ingresses share: settings, the model's life cycle, health, live reconfiguration.
 
-    worker: SentimentWorker | QAWorker
+    The model is loaded in the first `reconfigure` (Serve calls it right after the constructor with the
+    deployment's user_config), so it is loaded once, at the configured precision.
+    """
 
-    def _settings(self, settings: dict[str, Any]) -> Settings:
-        self.settings = Settings.model_validate(settings)
-        return self.settings
+    task: Task
+    settings: Settings
+    _worker: SentimentWorker | QAWorker | None = None
+
+    def _load(self, batching: BatchSettings) -> SentimentWorker | QAWorker:
+        raise NotImplementedError
+
+    @property
+    def worker(self) -> SentimentWorker | QAWorker:
+        if self._worker is None:  # deployed without a user_config: the settings' batching
+            self._worker = self._load(getattr(self.settings, self.task).batching)
+        return self._worker
 
     def _edge(self) -> Edge:
-        return Edge.for_replica(self.settings, admission_by_wait(self.settings, self.worker.batcher.expected_wait_s))
+        return Edge.for_replica(
+            self.settings, admission_by_wait(self.settings, lambda: self.worker.batcher.expected_wait_s())
+        )
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's user_config: batching at once, precision by reloading."""
-        await self.worker.reconfigure(BatchSettings.model_validate(user_config))
+        batching = BatchSettings.model_validate(user_config)
+        if self._worker is None:
+            self._worker = self._load(batching)
+        else:
+            await self._worker.reconfigure(batching)
 
     async def check_health(self) -> None:
         """Serve calls this periodically: a tiny forward pass proves the model still answers."""
@@ -52,13 +70,25 @@ class _TaskIngress:
     def describe(self) -> dict[str, Any]:
         return self.worker.describe().model_dump(mode="json")
 
+    def stats(self) -> dict[str, Any]:
+        """Which replica this is and the sizes of the batches it has run (for operators and tests)."""
+        return {
+            "replica": serve.get_replica_context().replica_id.unique_id,
+            "batch_sizes": dict(self.worker.batch_sizes),
+        }
+
 
 @serve.deployment(name="SentimentIngress")
 @serve.ingress()
 class SentimentIngress(_TaskIngress):
+    task = "sentiment"
+
     def __init__(self, settings: dict[str, Any]) -> None:
-        s = self._settings(settings)
-        self.worker = SentimentWorker(s.model_dir("sentiment"), s.sentiment, s.max_tokens)
+        self.settings = Settings.model_validate(settings)
+
+    def _load(self, batching: BatchSettings) -> SentimentWorker:
+        s = self.settings
+        return SentimentWorker(s.model_dir("sentiment"), s.sentiment, s.max_tokens, batching)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return api_app(self.settings, self._edge(), sentiment_router(self.settings, lambda: self.worker))
@@ -67,9 +97,14 @@ class SentimentIngress(_TaskIngress):
 @serve.deployment(name="QAIngress")
 @serve.ingress()
 class QAIngress(_TaskIngress):
+    task = "qa"
+
     def __init__(self, settings: dict[str, Any]) -> None:
-        s = self._settings(settings)
-        self.worker = QAWorker(s.model_dir("qa"), s.qa, s.max_seq_len)
+        self.settings = Settings.model_validate(settings)
+
+    def _load(self, batching: BatchSettings) -> QAWorker:
+        s = self.settings
+        return QAWorker(s.model_dir("qa"), s.qa, s.max_seq_len, batching)
 
     def __serve_build_asgi_app__(self) -> FastAPI:
         return api_app(self.settings, self._edge(), qa_router(self.settings, lambda: self.worker))

@@ -23,8 +23,13 @@ Proxy = Literal["haproxy", "python"]
 # Ray reads these when it starts (ray/serve/_private/constants.py); measured in docs/benchmarks.md.
 PROXIES: dict[str, dict[str, str]] = {
     # HAProxy in front, each ingress replica its own HTTP server (direct ingress), user code and the router on
-    # the replica's event loop, buffered request logs.
-    "haproxy": {"RAY_SERVE_ENABLE_HA_PROXY": "1", "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1"},
+    # the replica's event loop. Not its buffered request logs: they reach the file 1,000 lines late (or on a
+    # crash never), and an operator reading the access log for a request id must find it.
+    "haproxy": {
+        "RAY_SERVE_ENABLE_HA_PROXY": "1",
+        "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
+        "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+    },
     # Serve's own Python proxy (uvicorn), every default of Ray's.
     "python": {},
 }

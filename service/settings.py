@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     # Off by default. Per client address and per replica; requests past it get 429 + Retry-After.
     rate_limit_per_s: float | None = Field(None, gt=0, description="steady /v1/* requests per second per client")
     rate_limit_burst: int = Field(20, ge=1, description="requests a client may send at once above the rate")
+    # Behind HAProxy (direct ingress) every request comes from HAProxy's address, so the peer address does not tell
+    # clients apart. Name the header a trusted front proxy (TLS terminator, load balancer) sets to the client's
+    # address, e.g. X-Forwarded-For (its last entry is used: the one that proxy added). Only set it when every
+    # request passes that proxy: a client reaching the service directly could forge it.
+    client_ip_header: str | None = Field(None, description="header with the client address, set by a front proxy")
 
     # Off by default for local use. Set it from the environment (ATTENTION_SERVE_API_KEY) or a secret, not in a
     # config file: then every /v1/* request needs `Authorization: Bearer <key>` or `X-API-Key: <key>`.

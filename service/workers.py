@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
@@ -41,12 +42,15 @@ class _Worker(Generic[E, J, Out]):
     task: str
     engine_class: Callable[..., E]
 
-    def __init__(self, model_dir: Path, deployment: DeploymentSettings, max_tokens: int) -> None:
+    def __init__(
+        self, model_dir: Path, deployment: DeploymentSettings, max_tokens: int, batching: BatchSettings | None = None
+    ) -> None:
         self._model_dir = model_dir
         self._deployment = deployment
         self._max_tokens = max_tokens
         self.metrics = ModelMetrics(self.task)
-        self.batching = deployment.batching
+        self.batching = batching or deployment.batching
+        self.batch_sizes: Counter[int] = Counter()  # batches run, by jobs in them (for operators and tests)
         self.engine: E = self._load(self.batching)
         self.batcher: Batcher[J, Out] = Batcher(
             self._run, self._limits(self.batching), on_batch=self._on_batch, tokens_per_s=self._initial_speed()
@@ -99,6 +103,7 @@ class _Worker(Generic[E, J, Out]):
         self.batching = batching
 
     def _on_batch(self, report: BatchReport, waited_s: list[float]) -> None:
+        self.batch_sizes[report.jobs] += 1
         self.metrics.batch_started(report.jobs, waited_s)
 
     def _record(self, inference: Inference) -> None:

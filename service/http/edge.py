@@ -105,8 +105,7 @@ class EdgeMiddleware:
         is_api = path.startswith("/v1/")
         # Before the key check, so guessing keys is throttled too.
         if self.edge.rate_limiter is not None and is_api:
-            client = (scope.get("client") or ("unknown", 0))[0]
-            wait = self.edge.rate_limiter.take(client)
+            wait = self.edge.rate_limiter.take(_client_address(scope, headers, settings.client_ip_header))
             if wait > 0:
                 await refuse(RateLimited(f"over {settings.rate_limit_per_s:g} requests/s; retry later", ceil(wait)))
                 return
@@ -133,6 +132,13 @@ class EdgeMiddleware:
             await refuse(body)
         else:
             await self.app(scope, _replaying(body, receive), send_with_id)
+
+
+def _client_address(scope: Scope, headers: dict[str, str], trusted_header: str | None) -> str:
+    """Who is asking: the last address the trusted front proxy put in its header, else the peer address."""
+    if trusted_header is not None and (forwarded := headers.get(trusted_header.lower(), "").strip()):
+        return forwarded.split(",")[-1].strip()
+    return (scope.get("client") or ("unknown", 0))[0]
 
 
 def _declared_body_problem(headers: dict[str, str], settings: Settings) -> ApiError | None:

@@ -10,6 +10,7 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
+from service.app import TASK_APPS, application_names, serve_applications
 from service.settings import BatchSettings, DeploymentSettings, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -18,19 +19,30 @@ CONFIG = yaml.safe_load((ROOT / "deploy" / "serve_config.yaml").read_text())
 
 def test_ray_accepts_the_config():
     schema = ServeDeploySchema.model_validate(CONFIG)
-    assert [app.import_path for app in schema.applications] == ["service.app:build_app"]
+    assert [app.import_path for app in schema.applications] == [
+        "service.app:front_app",
+        "service.app:sentiment_app",
+        "service.app:qa_app",
+    ]
+
+
+def test_it_deploys_what_attention_serve_run_deploys():
+    """Same applications, names and routes as the built-in default, and the same args for all three."""
+    ours = [(a["name"], a["route_prefix"], a["import_path"]) for a in CONFIG["applications"]]
+    default = [(a["name"], a["route_prefix"], a["import_path"]) for a in serve_applications()]
+    assert ours == default
+    assert all(app["args"] == CONFIG["applications"][0]["args"] for app in CONFIG["applications"])
 
 
 def test_args_are_valid_settings_and_deployments_exist():
-    app = CONFIG["applications"][0]
-    Settings(**app.get("args", {}))
-    names = {d["name"] for d in app["deployments"]}
-    assert names == {"Gateway", "SentimentModel", "QAModel"}
-    for deployment in app["deployments"]:
-        if "user_config" in deployment:
-            batching = BatchSettings.model_validate(deployment["user_config"])
-            # Serve never hands a replica more than max_ongoing_requests at once: batches could not fill.
-            assert deployment["max_ongoing_requests"] >= batching.max_batch_size, deployment["name"]
+    settings = Settings(**CONFIG["applications"][0].get("args", {}))
+    by_app = {app["name"]: app for app in CONFIG["applications"]}
+    for task, (_, deployment_name, _) in TASK_APPS.items():
+        (deployment,) = by_app[application_names(settings.path_prefix)[task]]["deployments"]
+        assert deployment["name"] == deployment_name
+        batching = BatchSettings.model_validate(deployment["user_config"])
+        # Serve never hands a replica more than max_ongoing_requests at once: batches could not fill.
+        assert deployment["max_ongoing_requests"] >= batching.max_batch_size, deployment["name"]
 
 
 def test_readme_documents_every_setting():
@@ -41,7 +53,6 @@ def test_readme_documents_every_setting():
         "sentiment",
         "qa",
         "batching",
-        "gateway_max_ongoing_requests",
     }
     assert fields <= documented, f"settings missing from the README table: {sorted(fields - documented)}"
 
@@ -66,5 +77,9 @@ def test_an_empty_or_doubled_api_key_is_refused(tmp_path):
         Settings(api_key="a", api_key_file=empty)
     with pytest.raises(ValidationError):
         Settings(api_key="")
-    with pytest.raises(ValidationError, match="gateway_max_inflight"):
-        Settings(gateway_max_inflight=600)
+
+
+def test_a_gpu_device_needs_a_gpu_share():
+    with pytest.raises(ValidationError, match="num_gpus"):
+        Settings(qa={"device": "cuda"})
+    assert Settings(qa={"device": "cuda:0", "num_gpus": 1}).qa.device == "cuda:0"

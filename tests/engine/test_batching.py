@@ -3,7 +3,7 @@
 import pytest
 
 from service.engine.batching import plan_batches
-from service.engine.engine import EngineConfig, QAEngine
+from service.engine.engine import EngineConfig, QAEngine, SentimentJob
 
 
 def test_plan_respects_budget_and_groups():
@@ -26,7 +26,7 @@ def test_similar_lengths_share_a_batch():
 
 def test_batched_sentiment_equals_single_and_keeps_order(sentiment_engine):
     texts = ["terrible", "a gorgeous, moving film", "it was fine I guess, though long " * 8, "meh", "superb!"]
-    items = [sentiment_engine.encode(t) for t in texts]
+    items = [SentimentJob(sentiment_engine.encode(t)) for t in texts]
     batched = sentiment_engine.classify(items)
     assert len(batched.passes) >= 1
     for item, result in zip(items, batched.results, strict=True):
@@ -35,7 +35,7 @@ def test_batched_sentiment_equals_single_and_keeps_order(sentiment_engine):
         for label, p in result.probabilities.items():
             assert p == pytest.approx(alone.probabilities[label], abs=1e-4)
     total = batched.passes
-    assert sum(p.real_tokens for p in total) == sum(len(i) for i in items)
+    assert sum(p.real_tokens for p in total) == sum(job.tokens for job in items)
     assert all(p.padded_tokens >= p.real_tokens for p in total)
 
 
@@ -53,3 +53,21 @@ def test_qa_batched_equals_single(random_qa_checkpoint):
         assert [(a.start, a.end) for a in result.answers] == [(a.start, a.end) for a in alone.answers]
         assert all(a.text == item.context[a.start : a.end] for a in result.answers)
     assert batched[1].windows > 1
+
+
+def test_padding_stays_under_the_bound_by_cutting_passes():
+    lengths = [8, 9, 10, 12, 15, 18, 22, 30, 31, 32, 40, 64]
+    batches = plan_batches(lengths, token_budget=10_000, max_batch_size=64, max_padding=0.1)
+    assert sorted(i for b in batches for i in b) == list(range(len(lengths)))
+    for batch in batches:
+        computed = len(batch) * max(lengths[i] for i in batch)
+        assert computed - sum(lengths[i] for i in batch) <= 0.1 * computed
+    # Without the bound the same lengths share one pass, padded to 64.
+    assert len(plan_batches(lengths, token_budget=10_000, max_batch_size=64)) == 1
+
+
+def test_engine_passes_respect_the_padding_bound(sentiment_engine):
+    texts = ["bad", "a fine film", "a long and winding review that goes on " * 6, "ok then", "superb acting all round"]
+    inference = sentiment_engine.classify([SentimentJob(sentiment_engine.encode(t)) for t in texts])
+    assert sentiment_engine.config.max_padding == 0.1
+    assert all(p.padding_ratio <= 0.1 for p in inference.passes), inference.passes

@@ -14,7 +14,7 @@ from service.settings import default_model_dir
 
 def test_sentiment_attention_map_is_a_distribution_over_the_text(sentiment_engine):
     text = "The film is a quiet triumph."
-    result = sentiment_engine.classify([sentiment_engine.encode(text)], [True]).results[0]
+    result = sentiment_engine.classify_texts([text], return_attention=True)[0]
     attention = result.attention
     assert attention is not None and attention.query == "cls"
     assert len(attention.layers) == 6
@@ -25,7 +25,7 @@ def test_sentiment_attention_map_is_a_distribution_over_the_text(sentiment_engin
     assert words == ["The", "film", "is", "a", "quiet", "triumph", "."]
     assert [t.source for t in attention.tokens][0] == "special"
     # Asking for attention must not change the answer.
-    plain = sentiment_engine.classify([sentiment_engine.encode(text)]).results[0]
+    plain = sentiment_engine.classify_texts([text])[0]
     assert plain.probabilities == pytest.approx(result.probabilities, abs=1e-4)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from service.engine.engine import SentimentJob
 from service.engine.errors import InputError
 
 # Any code point Python strings can hold, lone surrogates included: JSON's "\ud800" escapes decode to them.
@@ -21,7 +22,7 @@ def test_sentiment_answers_any_text_or_refuses_clearly(sentiment_engine, text):
         # Long texts are truncated, so only "nothing to read" and "not Unicode" are refused.
         assert exc.code in {"empty_input", "invalid_text"}, exc.message
         return
-    result = sentiment_engine.classify([item], [True]).results[0]
+    result = sentiment_engine.classify([SentimentJob(item, return_attention=True)]).results[0]
     assert result.label in result.probabilities
     assert abs(sum(result.probabilities.values()) - 1) < 1e-4
     for token in result.attention.tokens:

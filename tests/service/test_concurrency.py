@@ -8,7 +8,8 @@ import httpx
 import pytest
 from ray import serve
 
-from service.cli import APP_NAME
+from service.app import TASK_APPS
+from tests.service.conftest import MAIN_APPS
 
 pytestmark = pytest.mark.integration
 
@@ -32,8 +33,13 @@ def qa_pair(i: int) -> dict:
     return {"question": f"How many years has the keeper of {town} lived there?", "context": context}
 
 
-def batch_sizes(deployment: str) -> dict[int, int]:
-    handle = serve.get_deployment_handle(deployment, app_name=APP_NAME)
+def task_handle(task: str):
+    """The task's ingress deployment in the main test deployment (stats and describe, not requests)."""
+    return serve.get_deployment_handle(TASK_APPS[task][1], app_name=MAIN_APPS[task])
+
+
+def batch_sizes(task: str) -> dict[int, int]:
+    handle = task_handle(task)
     return {int(k): v for k, v in handle.stats.remote().result()["batch_sizes"].items()}
 
 
@@ -47,16 +53,16 @@ async def post_all(url: str, path: str, bodies: list[dict], headers: dict | None
         return await asyncio.gather(*(http.post(path, json=body) for body in bodies))
 
 
-CONCURRENT = 60  # under the test app's gateway_max_inflight (64): all admitted
+CONCURRENT = 60  # about 1,000 tokens: well under what the test app's admission limit (0.5 s of work) admits
 
 
 def test_concurrent_sentiment_requests_each_get_their_own_answer(service_url, sentiment_engine):
     texts = distinct_texts(CONCURRENT)
     # The answer each text gets alone, from the engine in this process (fp32, like the test service).
-    alone = {text: sentiment_engine.classify([sentiment_engine.encode(text)]).results[0] for text in texts}
-    before = batch_sizes("SentimentModel")
+    alone = {text: sentiment_engine.classify_texts([text])[0] for text in texts}
+    before = batch_sizes("sentiment")
     replies = asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in texts]))
-    batches = new_batches(before, batch_sizes("SentimentModel"))
+    batches = new_batches(before, batch_sizes("sentiment"))
 
     assert [r.status_code for r in replies] == [200] * CONCURRENT
     for text, reply in zip(texts, replies, strict=True):
@@ -72,9 +78,9 @@ def test_concurrent_sentiment_requests_each_get_their_own_answer(service_url, se
 def test_concurrent_qa_answers_come_from_their_own_context(client, service_url):
     bodies = [qa_pair(i) for i in range(60)]
     alone = [client.post("/v1/qa", json=body).json()["results"][0]["answers"][0] for body in bodies[:10]]
-    before = batch_sizes("QAModel")
+    before = batch_sizes("qa")
     replies = asyncio.run(post_all(service_url, "/v1/qa", bodies))
-    assert max(new_batches(before, batch_sizes("QAModel"))) > 1
+    assert max(new_batches(before, batch_sizes("qa"))) > 1
     for i, (body, reply) in enumerate(zip(bodies, replies, strict=True)):
         assert reply.status_code == 200
         answer = reply.json()["results"][0]["answers"][0]

@@ -13,8 +13,10 @@ import httpx
 import pytest
 from ray import serve
 
-from service.cli import APP_NAME, DEFAULT_DASHBOARD, apply_config, batching_config, live_config, scaled_config
-from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all
+from service.app import TASK_APPS
+from service.ops import DEFAULT_DASHBOARD, apply_config, batching_config, live_config, scaled_config
+from tests.service.conftest import MAIN_APPS
+from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all, task_handle
 
 pytestmark = pytest.mark.integration
 
@@ -36,21 +38,21 @@ def sentiment_batching(client) -> dict:
     return next(m for m in models if m["task"] == "sentiment")["batching"]
 
 
-def running_replicas(deployment: str) -> int:
-    status = serve.status().applications[APP_NAME].deployments[deployment]
+def running_replicas(task: str) -> int:
+    status = serve.status().applications[MAIN_APPS[task]].deployments[TASK_APPS[task][1]]
     return status.replica_states.get("RUNNING", 0)
 
 
 def test_batch_size_changes_live_without_a_restart(client, service_url):
-    replica = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
+    replica = task_handle("sentiment").stats.remote().result()["replica"]
     set_user_config("sentiment", max_batch_size=1)
     try:
         wait_for(lambda: sentiment_batching(client)["max_batch_size"] == 1, what="the new batch size")
-        before = batch_sizes("SentimentModel")
+        before = batch_sizes("sentiment")
         replies = asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(40)]))
         assert all(r.status_code == 200 for r in replies)
-        assert new_batches(before, batch_sizes("SentimentModel")) == {1: 40}
-        same = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME).stats.remote().result()["replica"]
+        assert new_batches(before, batch_sizes("sentiment")) == {1: 40}
+        same = task_handle("sentiment").stats.remote().result()["replica"]
         assert same == replica, "reconfiguring batching must not replace the replica"
     finally:
         set_user_config("sentiment", max_batch_size=32)
@@ -84,14 +86,14 @@ def test_scaling_to_two_replicas_serves_from_both_and_drops_nothing(client, serv
     def scale_to(n: int):
         def change() -> None:
             apply_config(DEFAULT_DASHBOARD, scaled_config(live_config(DEFAULT_DASHBOARD), "sentiment", n, None, None))
-            wait_for(lambda: running_replicas("SentimentModel") == n, what=f"{n} running replicas")
+            wait_for(lambda: running_replicas("sentiment") == n, what=f"{n} running replicas")
 
         return change
 
     replies = asyncio.run(traffic_while(scale_to(2)))
     try:
         assert replies and set(replies) == {200}, replies
-        handle = serve.get_deployment_handle("SentimentModel", app_name=APP_NAME)
+        handle = task_handle("sentiment")
         asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(64)]))
         seen = {}
         for _ in range(40):

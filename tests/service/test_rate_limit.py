@@ -53,15 +53,17 @@ def test_client_table_is_bounded():
 
 @pytest.mark.integration
 def test_tight_app_limits_each_client_address(service_url):
-    """200 requests at once from 127.0.0.2 without a key: ~100 reach the key check (401), the rest get 429.
+    """200 requests at once from one client without a key: ~100 reach the key check (401), the rest get 429.
 
-    Limiting comes before the key check, so it also throttles key guessing; 127.0.0.1 is not affected.
+    The client's address comes from X-Forwarded-For (the tight app trusts it, as behind a TLS-terminating front
+    proxy: behind HAProxy the peer address is always HAProxy's). Limiting comes before the key check, so it
+    also throttles key guessing; another client is not affected, and a forged first entry does not help.
     """
+    client = {"X-Forwarded-For": "198.51.100.1, 203.0.113.7"}  # the front proxy appended the real one, last
 
     async def burst() -> tuple[list[httpx.Response], float]:
-        transport = httpx.AsyncHTTPTransport(local_address="127.0.0.2")
         limits = httpx.Limits(max_connections=20)
-        async with httpx.AsyncClient(base_url=service_url, transport=transport, limits=limits, timeout=30) as http:
+        async with httpx.AsyncClient(base_url=service_url, limits=limits, timeout=30, headers=client) as http:
             started = time.monotonic()
             replies = await asyncio.gather(*(http.post("/tight/v1/sentiment", json={"text": "x"}) for _ in range(200)))
             return list(replies), time.monotonic() - started
@@ -74,10 +76,8 @@ def test_tight_app_limits_each_client_address(service_url):
         if reply.status_code == 429:
             assert reply.json()["error"]["code"] == "rate_limited"
             assert reply.headers["retry-after"] == "1"
-    other_client = httpx.post(f"{service_url}/tight/v1/sentiment", json={"text": "fine"}, headers=TIGHT_AUTH)
-    assert other_client.status_code == 200
+    forged = {"X-Forwarded-For": "203.0.113.7, 198.51.100.2", **TIGHT_AUTH}  # same first entry, another client
+    assert httpx.post(f"{service_url}/tight/v1/sentiment", json={"text": "fine"}, headers=forged).status_code == 200
     time.sleep(1.1)
-    again = httpx.Client(transport=httpx.HTTPTransport(local_address="127.0.0.2")).post(
-        f"{service_url}/tight/v1/sentiment", json={"text": "x"}
-    )
+    again = httpx.post(f"{service_url}/tight/v1/sentiment", json={"text": "x"}, headers=client)
     assert again.status_code == 401  # a token came back after the Retry-After

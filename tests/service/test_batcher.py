@@ -1,0 +1,137 @@
+"""The in-process batch queue, alone (no Ray, no model): order, limits, cancellation, failures, the wait estimate."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from dataclasses import dataclass
+
+import pytest
+
+from service.batcher import Batcher, BatchLimits
+
+
+@dataclass(frozen=True)
+class Job:
+    request: str
+    tokens: int
+
+
+class Recorder:
+    """A stand-in model that records the batches it ran (the real one is tested in tests/service/test_api.py)."""
+
+    def __init__(self, seconds: float = 0.0, fail_on: str | None = None) -> None:
+        self.batches: list[list[str]] = []
+        self.seconds = seconds
+        self.fail_on = fail_on
+        self.threads: set[str] = set()
+
+    def __call__(self, jobs: list[Job]) -> list[str]:
+        self.threads.add(threading.current_thread().name)
+        self.batches.append([job.request for job in jobs])
+        time.sleep(self.seconds)
+        if self.fail_on is not None and any(job.request == self.fail_on for job in jobs):
+            raise ValueError("model failure")
+        return [f"{job.request}:{job.tokens}" for job in jobs]
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+def test_each_request_gets_its_own_outputs_in_order():
+    async def main():
+        model = Recorder()
+        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.01))
+        a, b = await asyncio.gather(
+            batcher.submit([Job("a", 1), Job("a", 2), Job("a", 3)]), batcher.submit([Job("b", 4), Job("b", 5)])
+        )
+        return model, a, b
+
+    model, (a, timing_a), (b, _) = run(main())
+    assert a == ["a:1", "a:2", "a:3"] and b == ["b:4", "b:5"]
+    assert model.batches == [["a", "a", "a", "b", "b"]], "concurrent requests share one batch"
+    assert timing_a.queue_s >= 0 and timing_a.inference_s >= 0
+    assert model.threads and all(name.startswith("forward") for name in model.threads)
+
+
+def test_an_earlier_request_is_never_overtaken():
+    """Batches are cut from the head of the queue: a long early request goes before a short later one."""
+
+    async def main():
+        model = Recorder(seconds=0.01)
+        batcher = Batcher(model, BatchLimits(max_batch_size=4, token_budget=100, wait_s=0.0))
+        early = asyncio.ensure_future(batcher.submit([Job("early", 40) for _ in range(10)]))
+        await asyncio.sleep(0)
+        late = asyncio.ensure_future(batcher.submit([Job("late", 5)]))
+        await asyncio.gather(early, late)
+        return model
+
+    model = run(main())
+    flat = [request for batch in model.batches for request in batch]
+    assert flat.index("late") > max(i for i, request in enumerate(flat) if request == "early")
+    for batch in model.batches:  # the token budget: 40-token jobs go two at a time (80 ≤ 100 < 120)
+        assert len(batch) <= 4
+        assert sum(40 if r == "early" else 5 for r in batch) <= 100 or len(batch) == 1
+
+
+def test_a_job_over_the_budget_runs_alone():
+    async def main():
+        model = Recorder()
+        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=50, wait_s=0.0))
+        outputs, _ = await batcher.submit([Job("big", 500), Job("small", 5)])
+        return model, outputs
+
+    model, outputs = run(main())
+    assert outputs == ["big:500", "small:5"]
+    assert model.batches == [["big"], ["small"]]
+
+
+def test_a_cancelled_request_is_skipped_and_the_next_one_served():
+    async def main():
+        model = Recorder(seconds=0.05)
+        batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=100, wait_s=0.0))
+        first = asyncio.ensure_future(batcher.submit([Job("first", 1)]))
+        await asyncio.sleep(0.01)  # "first" is on the model now
+        gone = asyncio.ensure_future(batcher.submit([Job("gone", 1), Job("gone", 1)]))
+        await asyncio.sleep(0)
+        gone.cancel()  # the client left while its jobs were queued
+        last = await batcher.submit([Job("last", 1)])
+        return model, await first, last, gone
+
+    model, first, last, gone = run(main())
+    assert gone.cancelled()
+    assert first[0] == ["first:1"] and last[0] == ["last:1"]
+    assert ["gone"] not in model.batches, "a cancelled request's queued jobs must not run"
+
+
+def test_a_failing_batch_fails_its_requests_only():
+    async def main():
+        model = Recorder(fail_on="bad")
+        batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=100, wait_s=0.0))
+        bad, good = await asyncio.gather(
+            batcher.submit([Job("bad", 1)]), batcher.submit([Job("good", 1)]), return_exceptions=True
+        )
+        return bad, good
+
+    bad, good = run(main())
+    assert isinstance(bad, ValueError)
+    assert good[0] == ["good:1"]
+
+
+def test_wait_estimate_follows_queued_work_and_measured_speed():
+    async def main():
+        model = Recorder(seconds=0.02)
+        batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0), tokens_per_s=1000)
+        assert batcher.expected_wait_s() == 0
+        pending = asyncio.ensure_future(batcher.submit([Job("x", 100) for _ in range(5)]))
+        await asyncio.sleep(0)
+        queued = batcher.expected_wait_s()
+        await pending
+        return queued, batcher
+
+    queued, batcher = run(main())
+    assert queued == pytest.approx(0.5)  # 500 tokens at the assumed 1,000 tokens/s
+    assert batcher.expected_wait_s() == 0
+    assert batcher.tokens_per_s > 1000  # measured: 100 tokens in ~20 ms is ~5,000 tokens/s
