@@ -4,6 +4,8 @@ One deployment, default everything (proxy, replica count, actor options), whose 
 `@serve.batch` method around transformers' text-classification pipeline in fp32, on the same weights as the
 service. The pipeline is given the whole batch (`batch_size=len(texts)`): without it the pipeline runs the
 list one text at a time and `@serve.batch` would batch nothing, a weaker baseline than the tutorial intends.
+Serve's default `num_cpus: 1` per replica makes Ray set OMP_NUM_THREADS=1 in it, so torch runs on one thread:
+that too is what a user following the tutorial gets, and it is left as it is.
 
     python -m loadtests.tutorial_app --port 8001 --model-dir /path/to/hf-sentiment-checkpoint
 
