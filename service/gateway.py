@@ -47,6 +47,7 @@ from service.api_errors import (
 from service.engine.errors import InputError
 from service.engine.layout import max_positions, tokenizer_file
 from service.engine.tokenize import TextTokenizer
+from service.http.explorer import explorer_router
 from service.metrics import GatewayMetrics
 from service.protocol import (
     ErrorDetail,
@@ -80,6 +81,7 @@ app = FastAPI(
     version=__version__,
     description="Sentiment and extractive QA with a BERT-family encoder; attention weights on request.",
 )
+app.include_router(explorer_router())
 
 
 def _route_path(scope: dict) -> str:
