@@ -1,10 +1,15 @@
-"""The server a user might write instead of attention-serve: FastAPI + uvicorn calling the Hugging Face
-`transformers` pipeline once per request. Used only as the benchmark's baseline, on the same weights.
+"""The server a user might write instead of attention-serve: FastAPI + uvicorn calling Hugging Face
+`transformers` pipelines, one request at a time. Used only as the benchmark's baseline, on the same weights.
 
-    MODEL_DIR=/path/to/hf-checkpoint TASK=sentiment uvicorn loadtests.naive_server:app --port 8001
+    SENTIMENT_MODEL_DIR=/path/to/hf-sentiment QA_MODEL_DIR=/path/to/hf-qa uvicorn loadtests.naive_server:app
+
+Routes are plain `def`s, so FastAPI runs them in its thread pool and keeps parsing requests while the model
+works; a lock lets one request at a time into the pipeline (pipelines are not thread-safe, and two forward
+passes on 2 cores only slow each other down). A task whose model directory is not set has no route.
 """
 
 import os
+import threading
 
 import torch
 from fastapi import FastAPI
@@ -12,10 +17,8 @@ from pydantic import BaseModel
 from transformers import pipeline
 
 torch.set_num_threads(int(os.environ.get("THREADS", "2")))
-TASK = os.environ.get("TASK", "sentiment")
-MODEL_DIR = os.environ["MODEL_DIR"]
-model = pipeline("text-classification" if TASK == "sentiment" else "question-answering", model=MODEL_DIR, device=-1)
 app = FastAPI()
+lock = threading.Lock()
 
 
 class SentimentBody(BaseModel):
@@ -27,13 +30,21 @@ class QABody(BaseModel):
     context: str
 
 
-@app.post("/v1/sentiment")
-def sentiment(body: SentimentBody) -> dict:
-    out = model(body.text, top_k=None)
-    return {"results": [{"label": max(out, key=lambda o: o["score"])["label"]}]}
+if "SENTIMENT_MODEL_DIR" in os.environ:
+    classifier = pipeline("text-classification", model=os.environ["SENTIMENT_MODEL_DIR"], device=-1)
+
+    @app.post("/v1/sentiment")
+    def sentiment(body: SentimentBody) -> dict:
+        with lock:
+            out = classifier(body.text)[0]
+        return {"results": [{"label": out["label"], "score": out["score"]}]}
 
 
-@app.post("/v1/qa")
-def qa(body: QABody) -> dict:
-    out = model(question=body.question, context=body.context)
-    return {"results": [{"answers": [{"text": out["answer"], "score": out["score"]}]}]}
+if "QA_MODEL_DIR" in os.environ:
+    reader = pipeline("question-answering", model=os.environ["QA_MODEL_DIR"], device=-1)
+
+    @app.post("/v1/qa")
+    def qa(body: QABody) -> dict:
+        with lock:
+            out = reader(question=body.question, context=body.context)
+        return {"results": [{"answers": [{"text": out["answer"], "score": out["score"]}]}]}
