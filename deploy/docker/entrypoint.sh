@@ -1,13 +1,16 @@
 #!/bin/sh
 # Entrypoint of the attention-serve image (Dockerfile); docker-compose.yml runs it in both Ray roles.
 #
-#   head   [ray start flags...]  a Ray head node, then `serve deploy $SERVE_CONFIG` onto it (the default). The
+#   head   [ray start flags...]  a Ray head node, then `serve deploy $SERVE_CONFIG` onto it (the default): all its
+#                                applications (the front, the sentiment and the QA ingress) in one submission. The
 #                                container lives as long as the Ray node: if the config cannot be deployed, it stops.
 #   worker [ray start flags...]  a Ray worker node joining $RAY_HEAD_ADDRESS (default ray-head:6379); Serve places
 #                                replicas on it when the head's CPUs are taken.
 #   anything else                runs as a command: `attention-serve predict sentiment "what a film"`, `bash`, ...
 #
 # Both roles export Ray's Prometheus metrics (Serve's and the service's own) on $RAY_METRICS_EXPORT_PORT (8080).
+# Both start Ray with this process's environment, which every Ray process inherits: the image's RAY_SERVE_* proxy
+# variables (Dockerfile) select Serve's HTTP proxy, HAProxy by default, on every node alike.
 #
 # Ray token authentication (Ray 2.60 enables it for new clusters; RAY_AUTH_MODE, default here `token`): the head
 # creates the cluster's token once, in ~/.ray/auth_token, unless RAY_AUTH_TOKEN or RAY_AUTH_TOKEN_PATH supply one.

@@ -68,6 +68,20 @@ def stages(text: str) -> dict[str, Stage]:
     return found
 
 
+def env(stage: Stage) -> dict[str, str]:
+    """The environment a stage's ENV instructions set (`ENV a=b c=d` and the old `ENV a b` form), later ones winning."""
+    found: dict[str, str] = {}
+    for args in stage.all("ENV"):
+        words = shlex.split(args)
+        if words and "=" not in words[0]:
+            found[words[0]] = " ".join(words[1:])
+            continue
+        for word in words:
+            name, _, value = word.partition("=")
+            found[name] = value
+    return found
+
+
 def final_stage(text: str) -> Stage:
     return list(stages(text).values())[-1]
 

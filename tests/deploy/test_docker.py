@@ -99,8 +99,16 @@ def test_service_image_is_the_default_target_and_checks_healthz():
     env = " ".join(service.all("ENV"))
     assert "HEALTHCHECK_URL=http://127.0.0.1:8000/healthz" in env
     assert "HEALTHCHECK_URL" in service.last("HEALTHCHECK")
-    # ... a route the gateway really serves.
-    assert '@app.get("/healthz"' in (REPO / "service" / "gateway.py").read_text()
+    # ... a route the front really serves, and the front is the application at the root.
+    from service.app import FRONT_APP, serve_applications
+    from service.http.routes import front_router
+
+    async def unused():  # pragma: no cover - the routes are only listed
+        raise AssertionError
+
+    assert "/healthz" in {route.path for route in front_router(unused, unused).routes}
+    (front,) = [app for app in serve_applications() if app["import_path"] == "service.app:front_app"]
+    assert (front["name"], front["route_prefix"]) == (FRONT_APP, "/")
     assert service.last("ENTRYPOINT") == '["attention-serve-entrypoint"]'
     copies = service.all("COPY")
     assert any("deploy/docker/entrypoint.sh /usr/local/bin/attention-serve-entrypoint" in args for args in copies)
