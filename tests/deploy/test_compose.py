@@ -137,9 +137,9 @@ def test_start_up_order(compose):
         assert _has_health_check(service), f"{name} has no health check"
 
 
-def test_head_health_check_is_the_gateways_healthz(compose):
+def test_head_health_check_is_the_fronts_healthz(compose):
     test = " ".join(compose["services"]["ray-head"]["healthcheck"]["test"])
-    assert "http://127.0.0.1:8000/healthz" in test
+    assert "http://127.0.0.1:8000/healthz" in test  # the front application, at / (test_docker.py checks the route)
 
 
 def _container_ports(service: dict) -> set[int]:
@@ -154,6 +154,9 @@ def test_published_ports(compose):
     assert _container_ports(services["locust"]) == {8089}
     # `--scale ray-worker=N` needs workers without fixed host ports or container names.
     assert "ports" not in services["ray-worker"] and "container_name" not in services["ray-worker"]
+    # HAProxy forwards to the replicas' own HTTP servers (30000-31000) over the project network: never published.
+    published = {port for service in services.values() for port in _container_ports(service)}
+    assert not {port for port in published if 30000 <= port <= 31000} and not published & {8404, 9101}
     assert services["ray-worker"]["deploy"]["replicas"] == 0
 
 
@@ -206,7 +209,8 @@ def test_head_deploys_the_mounted_serve_config(compose):
 def test_api_key_is_on_and_comes_from_a_secret(compose):
     secret = compose["secrets"]["api_key"]
     assert secret == {"environment": "ATTENTION_SERVE_API_KEY"}  # from the operator's environment, not this file
-    for name in ("ray-head", "locust"):
+    # Every Ray node: Serve may build an application on a worker, and that build reads the key from this file.
+    for name in ("ray-head", "ray-worker", "locust"):
         service = compose["services"][name]
         assert "api_key" in service["secrets"]
         assert service["environment"]["ATTENTION_SERVE_API_KEY_FILE"] == "/run/secrets/api_key"
