@@ -3,8 +3,9 @@
 The manifest is validated against KubeRay's RayService CRD schema (tests/deploy/schemas/rayservice_v1.yaml, a
 trimmed copy, see its header) with the pod templates checked against Kubernetes' own core/v1 PodSpec schema (the
 strict JSON schemas of the kubernetes-validate package). Unknown fields are errors, as with `kubectl apply`'s
-default strict field validation. The embedded Serve config must be deploy/serve_config.yaml's, and the manifest
-must agree with the image (user, ports) and with the pinned Ray.
+default strict field validation. The embedded Serve config must be deploy/serve_config.yaml's but for the production
+replica counts listed here (PRODUCTION), deploy what `attention-serve run` deploys, and fit the worker pods; the
+manifest must agree with the image (user, ports) and with the pinned Ray.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
+from service.app import FRONT_NUM_CPUS, TASK_APPS, application_names, serve_applications
+from service.settings import BatchSettings, Settings
 from tests.deploy.dockerfiles import REPO, repo_dockerfile, stages
 
 MANIFEST = REPO / "deploy" / "kubernetes" / "rayservice.yaml"
@@ -29,6 +32,13 @@ SCHEMA = Path(__file__).parent / "schemas" / "rayservice_v1.yaml"
 KUBERNETES_VERSION = "1.34.0"
 KUBERNETES_DEFINITIONS = "https://kubernetes.io/api/_definitions.json"
 OBJECT_META = {"$ref": f"{KUBERNETES_DEFINITIONS}#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"}
+# Where serveConfigV2 departs from deploy/serve_config.yaml, and nowhere else: application -> deployment -> fields.
+# Each task ingress holds the requests it serves, so production runs two at least (one may die or be replaced while
+# the other serves) and may grow to four.
+PRODUCTION = {
+    "attention-serve-sentiment": {"SentimentIngress": {"autoscaling_config": {"min_replicas": 2, "max_replicas": 4}}},
+    "attention-serve-qa": {"QAIngress": {"autoscaling_config": {"min_replicas": 2, "max_replicas": 4}}},
+}
 
 
 def _strict(schema):
@@ -103,14 +113,56 @@ def test_schema_check_catches(validator, manifest, mistake):
     assert _errors(validator, broken), f"{mistake} went through"
 
 
-def test_serve_config_is_deploy_serve_config(manifest):
+def _merged(base: dict, changes: dict) -> dict:
+    merged = copy.deepcopy(base)
+    for key, value in changes.items():
+        merged[key] = _merged(merged.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+def _with_production_changes(config: dict) -> dict:
+    config = copy.deepcopy(config)
+    for app in config["applications"]:
+        for deployment in app.get("deployments", []):
+            deployment.update(_merged(deployment, PRODUCTION.get(app["name"], {}).get(deployment["name"], {})))
+    return config
+
+
+def _serve_config(manifest: dict) -> dict:
+    return yaml.safe_load(manifest["spec"]["serveConfigV2"])
+
+
+def test_serve_config_is_deploy_serve_config_at_production_scale(manifest):
     from ray.serve.schema import ServeDeploySchema
 
-    embedded = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    assert embedded == yaml.safe_load((REPO / "deploy" / "serve_config.yaml").read_text()), (
-        "serveConfigV2 differs from deploy/serve_config.yaml: paste the file in again"
+    embedded = _serve_config(manifest)
+    expected = _with_production_changes(yaml.safe_load((REPO / "deploy" / "serve_config.yaml").read_text()))
+    assert expected != yaml.safe_load((REPO / "deploy" / "serve_config.yaml").read_text()), "PRODUCTION changes nothing"
+    assert embedded == expected, (
+        "serveConfigV2 differs from deploy/serve_config.yaml beyond PRODUCTION: paste the file in again, "
+        "then the production replica counts"
     )
     ServeDeploySchema.model_validate(embedded)
+
+
+def test_serve_config_deploys_what_attention_serve_run_deploys(manifest):
+    """The three applications, with the names, routes and import paths of service.app, and one set of valid args."""
+    applications = _serve_config(manifest)["applications"]
+    args = applications[0]["args"]
+    assert all(app["args"] == args for app in applications), "the three applications must take the same args"
+    settings = Settings(**args)
+    ours = [(a["name"], a["route_prefix"], a["import_path"]) for a in applications]
+    built = [(a["name"], a["route_prefix"], a["import_path"]) for a in serve_applications(args)]
+    assert ours == built
+    by_app = {app["name"]: app for app in applications}
+    for task, (_, deployment_name, _) in TASK_APPS.items():
+        (deployment,) = by_app[application_names(settings.path_prefix)[task]]["deployments"]
+        assert deployment["name"] == deployment_name
+        batching = BatchSettings.model_validate(deployment["user_config"])
+        assert deployment["max_ongoing_requests"] >= batching.max_batch_size, deployment_name
+        # An ingress replica holds its own in-flight requests: with one, its death drops every request in flight.
+        bounds = deployment["autoscaling_config"]
+        assert 2 <= bounds["min_replicas"] <= bounds["max_replicas"], deployment_name
 
 
 def test_ray_version_is_the_pinned_one(manifest):
@@ -123,7 +175,7 @@ def _ports(container: dict) -> dict[str, int]:
 
 def test_ports_match_the_serve_config_and_the_metrics_scrape(manifest):
     cluster = manifest["spec"]["rayClusterConfig"]
-    serve_port = yaml.safe_load(manifest["spec"]["serveConfigV2"])["http_options"]["port"]
+    serve_port = _serve_config(manifest)["http_options"]["port"]
     prometheus = yaml.safe_load((REPO / "deploy" / "prometheus" / "prometheus.yml").read_text())
     (ray_job,) = [job for job in prometheus["scrape_configs"] if job["job_name"] == "ray"]
     metrics_port = int(ray_job["static_configs"][0]["targets"][0].rsplit(":", 1)[1])
@@ -150,20 +202,24 @@ def test_ray_start_params_are_options_of_this_ray(manifest, ray_start_options):
 def test_autoscaling_and_placement(manifest):
     cluster = manifest["spec"]["rayClusterConfig"]
     assert cluster["enableInTreeAutoscaling"] is True
-    serve_config = yaml.safe_load(manifest["spec"]["serveConfigV2"])
-    replica_cpus = [
-        d["ray_actor_options"]["num_cpus"]
-        for app in serve_config["applications"]
-        for d in app["deployments"]
-        if "ray_actor_options" in d
-    ]
+    task_deployments = [d for app in _serve_config(manifest)["applications"] for d in app.get("deployments", [])]
+    replica_cpus = [d["ray_actor_options"]["num_cpus"] for d in task_deployments]
     assert replica_cpus
     assert cluster["headGroupSpec"]["rayStartParams"]["num-cpus"] == "0", "replicas belong on the workers"
+    # What must be placed at all times: the front and every task ingress at min_replicas.
+    minimum = FRONT_NUM_CPUS + sum(
+        d["autoscaling_config"]["min_replicas"] * d["ray_actor_options"]["num_cpus"] for d in task_deployments
+    )
     for group in cluster["workerGroupSpecs"]:
         assert 1 <= group["minReplicas"] <= group["replicas"] <= group["maxReplicas"], "no worker, no replica"
         (container,) = group["template"]["spec"]["containers"]
         cpus = float(container["resources"]["limits"]["cpu"])
-        assert max(replica_cpus) <= cpus, "a model replica does not fit on a worker pod"
+        assert max(replica_cpus) <= cpus, "a task replica does not fit on a worker pod"
+        assert minimum <= cpus * group["minReplicas"], f"the minimum ({minimum} CPUs) does not fit the idle workers"
+        maximum = FRONT_NUM_CPUS + sum(
+            d["autoscaling_config"]["max_replicas"] * d["ray_actor_options"]["num_cpus"] for d in task_deployments
+        )
+        assert maximum <= cpus * group["maxReplicas"], "Serve may scale past what Ray's autoscaler can add"
 
 
 def test_upgrades_are_blue_green(manifest):
