@@ -38,3 +38,30 @@ def test_every_alert_has_a_firing_unit_test():
     quiet = {case["alertname"] for test in tests for case in test["alert_rule_test"] if not case.get("exp_alerts")}
     assert alerts == fired, f"alerts without a firing test: {alerts - fired}"
     assert alerts == quiet, f"alerts without a healthy-series test: {alerts - quiet}"
+
+
+def test_unit_tests_use_the_names_the_service_deploys():
+    """The synthetic series carry the applications and deployments Serve really labels our metrics with."""
+    import re
+
+    import yaml
+
+    from service.app import TASK_APPS, application_names
+    from service.ingress import Front
+
+    names = application_names()
+    deployments = {names["front"]: Front.name, **{names[task]: TASK_APPS[task][1] for task in TASK_APPS}}
+    tests = yaml.safe_load((PROMETHEUS_DIR / "alerts_test.yml").read_text())["tests"]
+    labelled = 0
+    for test in tests:
+        for series in test["input_series"]:
+            labels = dict(re.findall(r'(\w+)="([^"]*)"', series["series"]))
+            if "application" not in labels:
+                continue
+            labelled += 1
+            assert labels["application"] in deployments, series["series"]
+            if "deployment" in labels:
+                assert labels["deployment"] == deployments[labels["application"]], series["series"]
+            if labels.get("task") in TASK_APPS:  # each task's requests are counted in its own application
+                assert labels["application"] == names[labels["task"]], series["series"]
+    assert labelled
