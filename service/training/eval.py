@@ -1,7 +1,7 @@
 """Evaluate a task model: SST-2 accuracy, SQuAD v1.1 exact match and F1 (the official script's rules).
 
-python -m service.eval sentiment --data ../shared/data/sst2/dev.tsv
-python -m service.eval qa --data ../shared/data/squad/dev-v1.1.json [--precision fp32]
+python -m service.training.eval sentiment --data ../shared/data/sst2/dev.tsv
+python -m service.training.eval qa --data ../shared/data/squad/dev-v1.1.json [--precision fp32]
 """
 
 from __future__ import annotations
@@ -14,9 +14,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from service.data import LabelledText, SquadQuestion, read_squad, read_sst2
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.settings import default_model_dir
+from service.training.data import LabelledText, SquadQuestion, read_squad, read_sst2
 
 
 def normalize_answer(text: str) -> str:

@@ -1,12 +1,12 @@
 """Fine-tune the pretrained base for a task with LoRA adapters, and write a servable artifact.
 
-    python -m service.train sentiment --data ../shared/data/sst2 --out service/models/sentiment
-    python -m service.train qa --data ../shared/data/squad --out service/models/qa
+    python -m service.training.train sentiment --data ../shared/data/sst2 --out service/models/sentiment
+    python -m service.training.train qa --data ../shared/data/squad --out service/models/qa
 
 Only the adapters and the head are trained and saved (a few MB); the base stays as shipped. Runs are
 seeded, checkpoint every --save-every steps into --run-dir and resume from there when restarted.
 Checkpoints are picked on a slice of the *training* data held out by article (SQuAD) or at random
-(SST-2); the dev sets are only for service.eval.
+(SST-2); the dev sets are only for service.training.eval.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from pathlib import Path
 import torch
 from safetensors.torch import save_file
 
-from service.data import read_squad, read_sst2, sha256_of
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE, default_base_dir
 from service.engine.lora import add_lora, lora_tensors
 from service.engine.tokenize import TextTokenizer
 from service.engine.weights import DEFAULT_LABELS, load_encoder
-from service.eval import evaluate_qa, evaluate_sentiment
+from service.training.data import read_squad, read_sst2, sha256_of
+from service.training.eval import evaluate_qa, evaluate_sentiment
 
 
 @dataclass(frozen=True)
