@@ -32,6 +32,7 @@ from service.ops import (
     default_deploy_config,
     live_config,
     load_deploy_config,
+    local_dashboard,
     scaled_config,
     start_service,
     stop_service,
@@ -44,7 +45,8 @@ def _cmd_run(args: argparse.Namespace) -> int:
     else:
         config = default_deploy_config(args.host or "127.0.0.1", args.port or 8000)
     url = start_service(config, metrics_port=args.metrics_port, proxy=args.proxy)
-    print(f"attention-serve is up at {url}  (API docs {url}/docs, Ray dashboard {DEFAULT_DASHBOARD})")
+    print(f"attention-serve is up at {url}  (API docs {url}/docs, attention explorer {url}/explore)")
+    print(f"Ray dashboard: {local_dashboard()}")
     print(f"Prometheus metrics: http://127.0.0.1:{args.metrics_port}/metrics")
     print("Ctrl-C stops it.")
     stopping = {"now": False}

@@ -112,6 +112,13 @@ def start_service(
     return f"http://{host}:{http.port}"
 
 
+def local_dashboard() -> str:
+    """The dashboard of the Ray this process started or joined (8265 unless that port was taken)."""
+    import ray
+
+    return f"http://{ray._private.worker.get_dashboard_url()}"
+
+
 def stop_service() -> None:
     import ray
     from ray import serve

@@ -1,9 +1,10 @@
 """Per-client token buckets: a steady rate with room for bursts, in bounded memory.
 
-Each client (the peer address the replica sees, or the address a trusted front proxy puts in `client_ip_header`) owns a bucket of `burst` tokens that refills at `per_second`;
-a request takes one token or is refused with the wait until the next one. Clients are kept least recently
-seen first and the oldest are forgotten past `max_clients`, so a scan from many addresses cannot grow the
-table without bound. A forgotten client simply starts again with a full bucket.
+Each client (the peer address the replica sees, or the address a trusted front proxy puts in `client_ip_header`)
+owns a bucket of `burst` tokens that refills at `per_second`; a request takes one token or is refused with the wait
+until the next one. Clients are kept least recently seen first and the oldest are forgotten past `max_clients`, so
+a scan from many addresses cannot grow the table without bound. A forgotten client simply starts again with a full
+bucket.
 
 The limit holds per replica: with N replicas of a task a client may get up to N times the rate.
 """

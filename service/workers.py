@@ -57,9 +57,9 @@ class _Worker(Generic[E, J, Out]):
         )
 
     def _initial_speed(self) -> float:
-        """Until batches have been timed, admission control assumes the speed measured at load (or a guess)."""
-        speeds = self.engine.probe.tokens_per_s
-        return max(speeds.values()) if speeds else 5000.0
+        """Until batches have been timed, admission control assumes the speed measured at load."""
+        measured = self.engine.probe.tokens_per_s.get(self.engine.precision)
+        return measured if measured is not None else self.engine.measure_speed()
 
     @staticmethod
     def _limits(batching: BatchSettings) -> BatchLimits:

@@ -115,25 +115,32 @@ class _Engine:
     def _probe_precisions(self, fp32: torch.nn.Module) -> PrecisionProbe:
         """Time a few forward passes in each precision and keep the faster: on one CPU bf16 is 3× faster, on
         another (which also reports AVX-512 BF16) it is slower, so only a measurement can tell."""
-        rows, width = _PROBE_SHAPES[self.task]
-        ids = torch.full((rows, width), self.tokenizer.cls_id, dtype=torch.long, device=self.device)
-        mask = torch.ones_like(ids)
         speeds: dict[str, float] = {}
         for precision, dtype in _DTYPES.items():
             model = fp32 if precision == "fp32" else copy.deepcopy(fp32).to(dtype)
-            with torch.inference_mode():
-                model(ids, mask, torch.zeros_like(ids))  # warm-up: first-call allocation and kernel choice
-                best = float("inf")
-                for _ in range(3):
-                    began = time.perf_counter()
-                    model(ids, mask, torch.zeros_like(ids))
-                    if self.device.type == "cuda":
-                        torch.cuda.synchronize(self.device)
-                    best = min(best, time.perf_counter() - began)
-            speeds[precision] = rows * width / best
+            speeds[precision] = self._time(model)
             del model
         chosen: Precision = "bf16" if speeds["bf16"] > speeds["fp32"] else "fp32"
         return PrecisionProbe(chosen, {k: round(v, 1) for k, v in speeds.items()})
+
+    def measure_speed(self) -> float:
+        """Tokens per second of the loaded model on a busy moment's batch (what `auto` compares)."""
+        return self._time(self.model)
+
+    def _time(self, model: torch.nn.Module) -> float:
+        rows, width = _PROBE_SHAPES[self.task]
+        ids = torch.full((rows, width), self.tokenizer.cls_id, dtype=torch.long, device=self.device)
+        mask, types = torch.ones_like(ids), torch.zeros_like(ids)
+        best = float("inf")
+        with torch.inference_mode():
+            model(ids, mask, types)  # warm-up: first-call allocation and kernel choice
+            for _ in range(3):
+                began = time.perf_counter()
+                model(ids, mask, types)
+                if self.device.type == "cuda":
+                    torch.cuda.synchronize(self.device)
+                best = min(best, time.perf_counter() - began)
+        return rows * width / best
 
     def _plan(self, lengths: list[int], groups: Sequence[bool] | None = None) -> list[list[int]]:
         c = self.config

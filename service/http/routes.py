@@ -30,6 +30,7 @@ from service.http.errors import (
     Unavailable,
     install_error_handlers,
 )
+from service.http.explorer import DOCS_LINK
 from service.protocol import (
     ErrorDetail,
     Health,
@@ -43,10 +44,7 @@ from service.settings import Settings
 from service.workers import QAWorker, SentimentWorker
 
 T = TypeVar("T")
-DESCRIPTION = (
-    "Sentiment and extractive QA with a BERT-family encoder; attention weights on request.\n\n"
-    "See what the model looked at in the [attention explorer](/explore)."
-)
+DESCRIPTION = "Sentiment and extractive QA with a BERT-family encoder; attention weights on request. " + DOCS_LINK
 
 
 def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:

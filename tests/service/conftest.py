@@ -59,7 +59,9 @@ def deploy_config_for_tests() -> dict:
         "proxy_location": "HeadOnly",
         "http_options": {"host": "127.0.0.1", "port": PORT, "request_timeout_s": 120},
         "applications": [
-            *applications({}, main_batching),
+            # Admission control off in practice (a 10 s queue limit): the main app's tests check answers under
+            # bursts of 60 requests; shedding is tested on the tight app and by test_overload.
+            *applications({"max_queue_wait_s": 10}, main_batching),
             # The key comes from the environment, as it should in production: Serve logs `args`.
             *applications(tight_args, tight_batching, {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}}),
         ],

@@ -26,7 +26,9 @@ from tests.system_packages import ensure_debian_binary
 pytestmark = pytest.mark.integration
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-SENTIMENT_200 = 'sum(ray_attention_serve_requests_total{application="attention-serve",task="sentiment",code="200"})'
+SENTIMENT_200 = (
+    'sum(ray_attention_serve_requests_total{application="attention-serve-sentiment",task="sentiment",code="200"})'
+)
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +116,7 @@ def test_prometheus_counts_exactly_what_was_sent(prometheus, service_url):
     real = scalar(prometheus, 'sum(ray_attention_serve_tokens_total{task="sentiment",kind="real"})')
     assert padded is not None and real is not None and 0 < real <= padded
 
-    info = query(prometheus, 'ray_attention_serve_model_info{application="attention-serve"} == 1')
+    info = query(prometheus, 'ray_attention_serve_model_info{application=~"attention-serve-.+"} == 1')
     assert {r["metric"]["task"] for r in info} == {"sentiment", "qa"}
     assert {r["metric"]["precision"] for r in info} == {"fp32"}
 

@@ -14,7 +14,7 @@ import pytest
 from ray import serve
 
 from service.app import TASK_APPS
-from service.ops import DEFAULT_DASHBOARD, apply_config, batching_config, live_config, scaled_config
+from service.ops import apply_config, batching_config, live_config, local_dashboard, scaled_config
 from tests.service.conftest import MAIN_APPS
 from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all, task_handle
 
@@ -30,7 +30,7 @@ def wait_for(predicate, timeout_s: float = 120, what: str = "condition") -> None
 
 
 def set_user_config(task: str, **changes) -> None:
-    apply_config(DEFAULT_DASHBOARD, batching_config(live_config(DEFAULT_DASHBOARD), task, **changes))
+    apply_config(local_dashboard(), batching_config(live_config(local_dashboard()), task, **changes))
 
 
 def sentiment_batching(client) -> dict:
@@ -85,7 +85,7 @@ def test_scaling_to_two_replicas_serves_from_both_and_drops_nothing(client, serv
 
     def scale_to(n: int):
         def change() -> None:
-            apply_config(DEFAULT_DASHBOARD, scaled_config(live_config(DEFAULT_DASHBOARD), "sentiment", n, None, None))
+            apply_config(local_dashboard(), scaled_config(live_config(local_dashboard()), "sentiment", n, None, None))
             wait_for(lambda: running_replicas("sentiment") == n, what=f"{n} running replicas")
 
         return change
