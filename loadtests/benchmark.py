@@ -167,7 +167,7 @@ def engine_on(
 
 def engine_figures(loads: dict[str, Workload], threads: int, seconds: float) -> list[EngineFigure]:
     """Both precisions on every workload, with the service's own engine and the same inputs as the HTTP rows."""
-    from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
+    from service.engine.engine import EngineConfig, QAEngine, SentimentEngine, SentimentJob
     from service.settings import default_model_dir
 
     figures = []
@@ -175,7 +175,7 @@ def engine_figures(loads: dict[str, Workload], threads: int, seconds: float) -> 
         config = EngineConfig(precision=precision, threads=threads, max_batch_size=256)
         sentiment = SentimentEngine(default_model_dir("sentiment"), config)
         for key, batches in (("single", (1, 8, 16, 32, 64, 128)), ("batch32", (1, 2, 4))):
-            requests = [[sentiment.encode(t) for t in texts_of(b)] for b in loads[key].bodies]
+            requests = [[SentimentJob(sentiment.encode(t)) for t in texts_of(b)] for b in loads[key].bodies]
             p50, ceiling, best = engine_on(lambda c, e=sentiment: e.classify(c), requests, batches, seconds)
             size = statistics.mean(len(r) for r in requests)
             figures.append(EngineFigure(key, precision, p50, ceiling, best, size))

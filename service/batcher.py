@@ -88,6 +88,8 @@ class Batcher(Generic[J, Out]):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         self._tokens_per_s = tokens_per_s  # moving estimate, from the batches run
         self._task: asyncio.Task | None = None
+        self._announced = 0  # requests admitted and not over yet (see announce)
+        self._submitted = 0  # of those, requests whose jobs are in the queue or on the model
 
     def start(self) -> None:
         if self._task is None:
@@ -101,6 +103,19 @@ class Batcher(Generic[J, Out]):
     def expected_wait_s(self) -> float:
         """How long a job queued now would wait before it starts, from the work ahead and the measured speed."""
         return (self._queued_tokens + self._running_tokens) / self._tokens_per_s
+
+    def announce(self) -> None:
+        """A request was admitted and will submit its jobs soon (once read and tokenized)."""
+        self._announced += 1
+
+    def withdraw(self) -> None:
+        """An announced request is over, whether it submitted jobs or not (refused, invalid, gone)."""
+        self._announced -= 1
+
+    def _company_coming(self) -> bool:
+        """Whether a request is on its way to the queue: only then is a batch worth holding back for it. A lone
+        client's request starts at once instead of waiting out batch_wait_timeout_s for nobody."""
+        return self._announced > self._submitted
 
     @property
     def tokens_per_s(self) -> float:
@@ -117,6 +132,7 @@ class Batcher(Generic[J, Out]):
         slots = [_Slot(job, loop.create_future(), now) for job in jobs]
         self._queue.extend(slots)
         self._queued_tokens += sum(job.tokens for job in jobs)
+        self._submitted += 1
         self._arrived.set()
         try:
             outputs = await asyncio.gather(*(slot.future for slot in slots))
@@ -124,6 +140,8 @@ class Batcher(Generic[J, Out]):
             for slot in slots:
                 slot.future.cancel()
             raise
+        finally:
+            self._submitted -= 1
         started = min(slot.started for slot in slots)
         finished = max(slot.finished for slot in slots)
         return list(outputs), Timing(queue_s=started - now, inference_s=finished - started)
@@ -162,7 +180,9 @@ class Batcher(Generic[J, Out]):
                 await self._arrived.wait()
             # The head job has waited since it arrived (perhaps behind a running batch): wait only the rest.
             deadline = self._queue[0].enqueued + self.limits.wait_s
-            while not self._batch_ready() and (remaining := deadline - time.perf_counter()) > 0:
+            while (
+                not self._batch_ready() and self._company_coming() and (remaining := deadline - time.perf_counter()) > 0
+            ):
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), remaining)

@@ -17,7 +17,7 @@ from ray import serve
 
 from service.http.edge import Edge
 from service.http.errors import Unavailable
-from service.http.routes import admission_by_wait, api_app, front_router, qa_router, sentiment_router
+from service.http.routes import QueueAdmission, api_app, front_router, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
 from service.settings import BatchSettings, Settings
 from service.workers import QAWorker, SentimentWorker
@@ -47,9 +47,7 @@ class _TaskIngress:
         return self._worker
 
     def _edge(self) -> Edge:
-        return Edge.for_replica(
-            self.settings, admission_by_wait(self.settings, lambda: self.worker.batcher.expected_wait_s())
-        )
+        return Edge.for_replica(self.settings, QueueAdmission(self.settings, lambda: self.worker.batcher))
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's user_config: batching at once, precision by reloading."""

@@ -46,7 +46,9 @@ class DeploymentSettings(BaseModel):
 
     model_dir: Path | None = Field(None, description="model directory; None means the shipped model")
     batching: BatchSettings = BatchSettings()
-    min_replicas: int = Field(1, ge=0)
+    # Two single-thread replicas per task: measured on 2 cores, they serve ~2x one replica with both threads
+    # (docs/benchmarks.md); raise both on bigger machines.
+    min_replicas: int = Field(2, ge=0)
     max_replicas: int = Field(2, ge=1)
     target_ongoing_requests: float = Field(16, gt=0, description="autoscaling target per replica")
     num_cpus: float = Field(0.4, gt=0, description="Ray CPU share per replica (scheduling, not threads)")

@@ -16,7 +16,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from math import ceil
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -41,8 +41,16 @@ Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-# Admission: None to let a task request in, or the error that refuses it (checked before its body is read).
-Admission = Callable[[], ApiError | None]
+
+
+class Admission(Protocol):
+    """Admission control of a task route: asked before a request's body is read, told when it is over."""
+
+    def admit(self) -> ApiError | None:
+        """None to let the request in, or the error that refuses it."""
+
+    def release(self) -> None:
+        """An admitted request is over (answered, refused later, or abandoned)."""
 
 
 @dataclass
@@ -119,19 +127,24 @@ class EdgeMiddleware:
             return
         # Admission control before parsing: refusing costs no parsing, tokenizing or queueing, so under overload
         # the cores keep serving the requests already admitted, whose wait stays bounded.
-        if self.edge.admission is not None and (refusal := self.edge.admission()) is not None:
+        admission = self.edge.admission
+        if admission is not None and (refusal := admission.admit()) is not None:
             await refuse(refusal)
             return
-        if (problem := _declared_body_problem(headers, settings)) is not None:
-            await refuse(problem)
-            return
-        body = await _read_body(receive, settings, deadline=began + settings.body_timeout_s)
-        if body is None:
-            outcome["status"] = 499  # the client left before sending its body
-        elif isinstance(body, ApiError):
-            await refuse(body)
-        else:
-            await self.app(scope, _replaying(body, receive), send_with_id)
+        try:
+            if (problem := _declared_body_problem(headers, settings)) is not None:
+                await refuse(problem)
+                return
+            body = await _read_body(receive, settings, deadline=began + settings.body_timeout_s)
+            if body is None:
+                outcome["status"] = 499  # the client left before sending its body
+            elif isinstance(body, ApiError):
+                await refuse(body)
+            else:
+                await self.app(scope, _replaying(body, receive), send_with_id)
+        finally:
+            if admission is not None:
+                admission.release()
 
 
 def _client_address(scope: Scope, headers: dict[str, str], trusted_header: str | None) -> str:

@@ -17,9 +17,9 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.batcher import Timing
+from service.batcher import Batcher, Timing
 from service.engine.errors import InputError
-from service.http.edge import Admission, Edge, EdgeMiddleware
+from service.http.edge import Edge, EdgeMiddleware
 from service.http.errors import (
     ERROR_RESPONSES,
     ApiError,
@@ -57,17 +57,26 @@ def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
     return app
 
 
-def admission_by_wait(settings: Settings, expected_wait_s: Callable[[], float]) -> Admission:
+class QueueAdmission:
     """Refuse a task request when the work queued ahead of it would make it wait past max_queue_wait_s: the
-    accepted requests' latency stays near the machine's, however many more arrive."""
+    accepted requests' latency stays near the machine's, however many more arrive. It also tells the batch queue
+    how many admitted requests are still on their way to it (reading, parsing, tokenizing), so a batch waits
+    for company only when company is coming."""
 
-    def admit() -> ApiError | None:
-        wait = expected_wait_s()
-        if wait > settings.max_queue_wait_s:
+    def __init__(self, settings: Settings, batcher: Callable[[], Batcher]) -> None:
+        self._settings = settings
+        self._batcher = batcher
+
+    def admit(self) -> ApiError | None:
+        batcher = self._batcher()
+        wait = batcher.expected_wait_s()
+        if wait > self._settings.max_queue_wait_s:
             return Overloaded(f"about {wait:.1f} s of work is queued on this replica; retry later")
+        batcher.announce()
         return None
 
-    return admit
+    def release(self) -> None:
+        self._batcher().withdraw()
 
 
 def _server_timing(tokenize_s: float, timing: Timing) -> str:

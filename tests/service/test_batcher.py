@@ -135,3 +135,28 @@ def test_wait_estimate_follows_queued_work_and_measured_speed():
     assert queued == pytest.approx(0.5)  # 500 tokens at the assumed 1,000 tokens/s
     assert batcher.expected_wait_s() == 0
     assert batcher.tokens_per_s > 1000  # measured: 100 tokens in ~20 ms is ~5,000 tokens/s
+
+
+def test_a_batch_waits_for_company_only_when_company_is_coming():
+    """A lone request starts at once; with another admitted request still on its way, the batch waits for it."""
+
+    async def main():
+        model = Recorder()
+        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.5))
+        began = time.perf_counter()
+        await batcher.submit([Job("alone", 1)])
+        alone_s = time.perf_counter() - began
+
+        batcher.announce()  # the second request was admitted and is still being tokenized
+        batcher.announce()
+        first = asyncio.ensure_future(batcher.submit([Job("first", 1)]))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.submit([Job("second", 1)]))
+        await asyncio.gather(first, second)
+        batcher.withdraw()
+        batcher.withdraw()
+        return model, alone_s
+
+    model, alone_s = run(main())
+    assert alone_s < 0.25, "nobody else was coming: the lone request must not wait out the 0.5 s batch wait"
+    assert model.batches == [["alone"], ["first", "second"]]
