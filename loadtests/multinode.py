@@ -2,12 +2,12 @@
 
     python -m loadtests.multinode [--seconds-after-loss 30] [--json report.json]
 
-Starts a head node and two worker nodes (Ray's own processes, via ray.cluster_utils.Cluster), deploys the
-app with the two sentiment replicas and the QA replica on the workers (a custom `model_node` resource; Serve
-spreads replicas over nodes), drives closed-loop sentiment traffic, then kills one worker node. It reports
-how many requests failed during the loss and with which status, whether any answer was wrong (every 200 is
-compared with the engine's own answer for that text), and how long until every model replica ran again, all on
-the surviving nodes.
+Starts a head node and two worker nodes (Ray's own processes, via ray.cluster_utils.Cluster), deploys the service
+with the two sentiment ingress replicas and the QA one on the workers (a custom `model_node` resource; Serve
+spreads replicas over nodes) and HAProxy and the front on the head, drives closed-loop sentiment traffic, then
+kills one worker node. It reports how many requests failed during the loss and with which status, whether any
+answer was wrong (every 200 is compared with the engine's own answer for that text), and how long until every model
+replica ran again, all on the surviving nodes.
 Exit status 0 when no answer was wrong, every failure was a clean JSON error, and recovery took < 30 s.
 """
 
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -31,28 +32,30 @@ def texts(n: int) -> list[str]:
 
 
 def app_config(port: int) -> dict:
+    """The service's three applications: the task replicas on the workers, the front on the head."""
+    from service.app import TASK_APPS, serve_applications
+
     batching = {"max_batch_size": 16, "batch_wait_timeout_s": 0.005, "token_budget": 8192, "precision": "fp32"}
     on_workers = {"num_cpus": 0.2, "resources": {"model_node": 0.3}}
-    return {
-        "proxy_location": "HeadOnly",
-        "http_options": {"host": "127.0.0.1", "port": port},
-        "applications": [
-            {
-                "name": "attention-serve",
-                "route_prefix": "/",
-                "import_path": "service.app:build_app",
-                "args": {"sentiment": {"threads": 1}, "qa": {"threads": 1}},
-                "deployments": [
-                    # The ingress stays on the head, beside the HTTP proxy: losing a worker must not take it along.
-                    {"name": "Gateway", "ray_actor_options": {"num_cpus": 0.1, "resources": {"ingress_node": 0.1}}},
-                    {"name": "SentimentModel", "num_replicas": 2, "autoscaling_config": None,
-                     "ray_actor_options": on_workers, "user_config": batching},
-                    {"name": "QAModel", "num_replicas": 1, "autoscaling_config": None,
-                     "ray_actor_options": on_workers, "user_config": batching},
-                ],
-            }
-        ],
-    }  # fmt: skip
+    replicas = {"sentiment": 2, "qa": 1}
+    applications = serve_applications({"sentiment": {"threads": 1}, "qa": {"threads": 1}})
+    for app in applications:
+        task = next((t for t in TASK_APPS if app["name"].endswith(f"-{t}")), None)
+        if task is None:  # the front stays on the head, beside HAProxy: losing a worker must not take it along
+            on_head = {"num_cpus": 0.1, "resources": {"ingress_node": 0.1}}
+            app["deployments"] = [{"name": "Front", "ray_actor_options": on_head}]
+        else:
+            app["deployments"] = [
+                {
+                    "name": TASK_APPS[task][1],
+                    "num_replicas": replicas[task],
+                    "autoscaling_config": None,
+                    "ray_actor_options": on_workers,
+                    "user_config": batching,
+                }
+            ]
+    http = {"host": "127.0.0.1", "port": port}
+    return {"proxy_location": "HeadOnly", "http_options": http, "applications": applications}
 
 
 def replica_nodes(deployment: str) -> list[str]:
@@ -61,7 +64,7 @@ def replica_nodes(deployment: str) -> list[str]:
 
     return [
         actor["Address"]["NodeID"] for actor in ray._private.state.actors().values()
-        if actor["State"] == "ALIVE" and actor["ActorClassName"].endswith(f"attention-serve:{deployment}")
+        if actor["State"] == "ALIVE" and actor["ActorClassName"].endswith(f":{deployment}")
     ]  # fmt: skip
 
 
@@ -98,15 +101,16 @@ def main(argv: list[str] | None = None) -> int:
     import ray
     from ray.cluster_utils import Cluster
 
-    from loadtests.benchmark import free_port
-    from service.cli import start_service
+    from loadtests.servers import free_port
     from service.engine.engine import EngineConfig, SentimentEngine
+    from service.ops import DEFAULT_PROXY, proxy_environment, start_service
     from service.settings import default_model_dir
 
     engine = SentimentEngine(default_model_dir("sentiment"), EngineConfig(precision="fp32", threads=1))
     bodies = [{"text": t} for t in texts(64)]
     expected = {b["text"]: engine.classify_texts([b["text"]])[0] for b in bodies}
 
+    os.environ.update(proxy_environment(DEFAULT_PROXY))  # every node's Ray starts with the service's proxy
     cluster = Cluster(
         initialize_head=True,
         head_node_args={"num_cpus": 1, "include_dashboard": False, "resources": {"ingress_node": 1}},
@@ -117,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
     report: dict = {"nodes": 3}
     try:
         url = start_service(app_config(free_port()))
-        before = replica_nodes("SentimentModel")
+        before = replica_nodes("SentimentIngress")
         report["sentiment_replica_nodes_before"] = len(set(before))
         victim = next(w for w in workers if w.node_id in before)
 
@@ -131,8 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             recovered = None
             while time.monotonic() - killed < args.seconds_after_loss:
                 if recovered is None:
-                    sentiment = await asyncio.to_thread(replica_nodes, "SentimentModel")
-                    qa = await asyncio.to_thread(replica_nodes, "QAModel")
+                    sentiment = await asyncio.to_thread(replica_nodes, "SentimentIngress")
+                    qa = await asyncio.to_thread(replica_nodes, "QAIngress")
                     if len(sentiment) == 2 and len(qa) == 1 and victim.node_id not in sentiment + qa:
                         recovered = time.monotonic() - killed
                 await asyncio.sleep(0.5)

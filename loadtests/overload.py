@@ -11,7 +11,8 @@
 
 Prints the figures per 10 s and a summary, writes them as JSON with --out, and exits 1 if a promise broke:
 a status other than 200/503, a 503 without Retry-After, a wrong answer, accepted p99 at or over the request
-timeout, or recovery slower than --recovery-goal-s.
+timeout or over twice the p99 at capacity (admission control must keep the accepted requests' wait near the
+machine's), or recovery slower than --recovery-goal-s.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from loadtests.pressure import ClosedLoop, RawClient, Sent, Texts, median, one_r
 class Report:
     baseline_ms: float
     capacity_rps: float
+    capacity_p99_ms: float
     offered_rps: float
     sent: list[Sent]
     recovery_s: float | None
@@ -43,6 +45,7 @@ class Report:
         return {
             "baseline_p50_ms": round(self.baseline_ms, 1),
             "capacity_rps": round(self.capacity_rps, 1),
+            "capacity_p99_ms": round(self.capacity_p99_ms, 1),
             "offered_rps": round(self.offered_rps, 1),
             "requests": len(self.sent),
             "statuses": {str(k): v for k, v in sorted(statuses.items())},
@@ -69,6 +72,11 @@ class Report:
             broken.append(f"{summary['wrong_answers']} answers were not their request's own")
         if not summary["accepted_p99_ms"] < self.timeout_s * 1000:
             broken.append(f"accepted p99 {summary['accepted_p99_ms']} ms is not under the {self.timeout_s} s timeout")
+        if not summary["accepted_p99_ms"] <= 2 * self.capacity_p99_ms:
+            broken.append(
+                f"accepted p99 {summary['accepted_p99_ms']} ms is over twice the p99 at capacity "
+                f"({self.capacity_p99_ms:.0f} ms)"
+            )
         if self.recovery_s is None or self.recovery_s > recovery_goal_s:
             broken.append(f"latency back to baseline after {self.recovery_s} s (goal {recovery_goal_s} s)")
         return broken
@@ -101,8 +109,9 @@ async def baseline(url: str, texts: Texts, seconds: float, headers: dict[str, st
     return median([s.seconds for s in sent if s.status == 200 and s.sent_at > 1])
 
 
-async def capacity(url: str, texts: Texts, seconds: float, users: int = 32, headers=None) -> float:
-    """200s per second under a closed loop of `users`, not counting the first quarter (queues filling)."""
+async def capacity(url: str, texts: Texts, seconds: float, users: int = 32, headers=None) -> tuple[float, float]:
+    """200s per second under a closed loop of `users`, and their p99 in ms, not counting the first quarter
+    (queues filling)."""
     loop = ClosedLoop(url, users, texts, headers)
     started = time.monotonic()
     runner = asyncio.create_task(loop.run(started))
@@ -110,7 +119,7 @@ async def capacity(url: str, texts: Texts, seconds: float, users: int = 32, head
     loop.stop.set()
     sent = await runner
     counted = [s for s in sent if s.status == 200 and seconds / 4 <= s.done_at <= seconds]
-    return len(counted) / (seconds * 3 / 4)
+    return len(counted) / (seconds * 3 / 4), percentile([s.seconds for s in counted], 99) * 1000
 
 
 async def probe_recovery(url: str, texts: Texts, after_s: float, started: float, good_ms: float, headers=None):
@@ -145,14 +154,14 @@ async def run(
 ) -> Report:
     texts = Texts()
     base_ms = await baseline(url, texts, baseline_s, headers) * 1000
-    cap = await capacity(url, texts, capacity_s, headers=headers)
+    cap, cap_p99_ms = await capacity(url, texts, capacity_s, headers=headers)
     offered = factor * cap
     started = time.monotonic()
     sent, recovery = await asyncio.gather(
         open_loop(url, offered, seconds, texts, first=1_000_000, headers=headers),
         probe_recovery(url, texts, seconds, started, good_ms=2 * base_ms, headers=headers),
     )
-    return Report(base_ms, cap, offered, sent, recovery, timeout_s)
+    return Report(base_ms, cap, cap_p99_ms, offered, sent, recovery, timeout_s)
 
 
 def main() -> int:

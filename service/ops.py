@@ -25,10 +25,13 @@ PROXIES: dict[str, dict[str, str]] = {
     # HAProxy in front, each ingress replica its own HTTP server (direct ingress), user code and the router on
     # the replica's event loop. Not its buffered request logs: they reach the file 1,000 lines late (or on a
     # crash never), and an operator reading the access log for a request id must find it.
+    # HAProxy also retries a request whose replica closed the connection without answering (it died under
+    # it): inference is pure, so asking another replica is safe (Ray retries only refused connections).
     "haproxy": {
         "RAY_SERVE_ENABLE_HA_PROXY": "1",
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
+        "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
     },
     # Serve's own Python proxy (uvicorn), every default of Ray's.
     "python": {},

@@ -1,0 +1,173 @@
+"""Soak: a mixed Locust load at a share of capacity for a long while; memory, errors and latency over time.
+
+    python -m loadtests.soak --url http://127.0.0.1:8000 [--minutes 30] [--share 0.7] [--out runs/soak]
+
+1. capacity: 60 s of the mixed profile with no think time and --probe-users users: the requests per second the
+   service sustains and their median latency;
+2. soak: users with 0.5-1.5 s of think time, as many as give --share of that rate, for --minutes;
+3. meanwhile the resident memory of every replica of the service (and Serve's proxy) is sampled every
+   --sample-s seconds.
+
+Reports, per replica, memory after the warm-up (--warmup-min) and at the end; per 5-minute window, requests per
+second, p99 and failures (from Locust's history); and failures by kind. Exits 1 when a request failed with a 5xx
+or a replica grew by more than --max-growth-mb after the warm-up. Run it on the service's machine (replicas are
+found by their process titles).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from loadtests.replicas import serve_processes
+
+MB = 1024 * 1024
+
+
+def run_locust(url: str, users: int, seconds: int, out: Path, min_wait: float, max_wait: float) -> int:
+    command = [
+        sys.executable, "-m", "loadtests.run", "--host", url, "--users", str(users), "--spawn-rate", str(users),
+        "--duration", f"{seconds}s", "--out", str(out), "--min-wait", str(min_wait), "--max-wait", str(max_wait),
+        "--max-requests", "10000000",
+    ]  # fmt: skip
+    return subprocess.run(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode
+
+
+def aggregated(out: Path) -> dict:
+    with (out / "locust_stats.csv").open() as f:
+        return next(row for row in csv.DictReader(f) if row["Name"] == "Aggregated")
+
+
+def capacity(url: str, users: int, out: Path) -> tuple[float, float]:
+    """Requests per second and median latency (s) with `users` sending back to back for 60 s."""
+    run_locust(url, users, 60, out, 0, 0)
+    row = aggregated(out)
+    return float(row["Requests/s"]), float(row["50%"]) / 1000
+
+
+def sample_memory(apps: list[str], every_s: float, stop: threading.Event, samples: list[dict]) -> None:
+    started = time.monotonic()
+    while not stop.is_set():
+        for app in apps:
+            for name, process in serve_processes(app, with_proxy=True):
+                samples.append(
+                    {"t": time.monotonic() - started, "replica": f"{app}/{name} pid {process.pid}",
+                     "rss_mb": process.info["memory_info"].rss / MB}
+                )  # fmt: skip
+        stop.wait(every_s)
+
+
+def windows(out: Path, minutes: int = 5) -> list[dict]:
+    """Per window of `minutes`: requests/s, the median of Locust's 10 s p99 readings, and new failures."""
+    with (out / "locust_stats_history.csv").open() as f:
+        rows = [r for r in csv.DictReader(f) if r["Name"] == "Aggregated" and r["99%"] not in ("", "N/A")]
+    if not rows:
+        return []
+    start = int(rows[0]["Timestamp"])
+    grouped: dict[int, list[dict]] = defaultdict(list)
+    for row in rows:
+        grouped[(int(row["Timestamp"]) - start) // (minutes * 60)].append(row)
+    result = []
+    for index, group in sorted(grouped.items()):
+        p99s = sorted(float(r["99%"]) for r in group)
+        result.append(
+            {
+                "window_min": f"{index * minutes}-{(index + 1) * minutes}",
+                "requests_per_s": round(sum(float(r["Requests/s"]) for r in group) / len(group), 1),
+                "p99_ms_median": p99s[len(p99s) // 2],
+                "p99_ms_max": p99s[-1],
+                "failures_total": int(group[-1]["Total Failure Count"]),
+            }
+        )
+    return result
+
+
+def failures(out: Path) -> dict[str, int]:
+    with (out / "locust_failures.csv").open() as f:
+        return {f"{r['Method']} {r['Name']}: {r['Error']}": int(r["Occurrences"]) for r in csv.DictReader(f)}
+
+
+def memory_table(samples: list[dict], warmup_s: float) -> dict[str, dict]:
+    by_replica: dict[str, list[dict]] = defaultdict(list)
+    for s in samples:
+        by_replica[s["replica"]].append(s)
+    table = {}
+    for replica, series in by_replica.items():
+        after = [s for s in series if s["t"] >= warmup_s]
+        if not after:
+            continue
+        table[replica] = {
+            "start_mb": round(series[0]["rss_mb"]),
+            "after_warmup_mb": round(after[0]["rss_mb"]),
+            "end_mb": round(series[-1]["rss_mb"]),
+            "max_mb": round(max(s["rss_mb"] for s in series)),
+            "growth_after_warmup_mb": round(series[-1]["rss_mb"] - after[0]["rss_mb"], 1),
+        }
+    return table
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--url", default="http://127.0.0.1:8000")
+    parser.add_argument("--prefix", default="", help="the service's path_prefix (names its applications)")
+    parser.add_argument("--minutes", type=float, default=30)
+    parser.add_argument("--share", type=float, default=0.7, help="share of the measured capacity to offer")
+    parser.add_argument("--probe-users", type=int, default=32)
+    parser.add_argument("--warmup-min", type=float, default=5)
+    parser.add_argument("--sample-s", type=float, default=15)
+    parser.add_argument("--max-growth-mb", type=float, default=50)
+    parser.add_argument("--out", type=Path, default=Path("runs/soak"))
+    options = parser.parse_args()
+    from service.app import application_names
+
+    rps, p50_s = capacity(options.url, options.probe_users, options.out / "capacity")
+    think_s = 1.0  # the mean of 0.5-1.5 s
+    users = max(1, round(options.share * rps * (think_s + p50_s)))
+    print(f"capacity {rps:.1f} req/s (p50 {p50_s * 1000:.0f} ms): soaking with {users} users", flush=True)
+
+    samples: list[dict] = []
+    stop = threading.Event()
+    apps = list(application_names(options.prefix).values())
+    sampler = threading.Thread(target=sample_memory, args=(apps, options.sample_s, stop, samples), daemon=True)
+    sampler.start()
+    soak_out = options.out / "soak"
+    run_locust(options.url, users, int(options.minutes * 60), soak_out, 0.5, 1.5)
+    stop.set()
+    sampler.join()
+
+    row = aggregated(soak_out)
+    report = {
+        "capacity_rps": round(rps, 1),
+        "users": users,
+        "minutes": options.minutes,
+        "requests": int(row["Request Count"]),
+        "requests_per_s": round(float(row["Requests/s"]), 1),
+        "p50_ms": float(row["50%"]),
+        "p99_ms": float(row["99%"]),
+        "failures": failures(soak_out),
+        "windows": windows(soak_out),
+        "memory": memory_table(samples, options.warmup_min * 60),
+    }
+    (options.out / "soak.json").write_text(json.dumps(report, indent=2) + "\n")
+    with (options.out / "memory.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=["t", "replica", "rss_mb"])
+        writer.writeheader()
+        writer.writerows(samples)
+    print(json.dumps(report, indent=2))
+    server_errors = sum(n for kind, n in report["failures"].items() if "HTTP 5" in kind or "no response" in kind)
+    grew = [r for r, m in report["memory"].items() if m["growth_after_warmup_mb"] > options.max_growth_mb]
+    if server_errors or grew:
+        print(f"BROKEN: {server_errors} server errors; grew past {options.max_growth_mb} MB: {grew}")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
