@@ -88,7 +88,8 @@ ENV SERVE_CONFIG=/app/deploy/serve_config.yaml \
 #   docker run -e RAY_SERVE_ENABLE_HA_PROXY=0 -e RAY_SERVE_THROUGHPUT_OPTIMIZED=0 ... attention-serve
 ENV RAY_SERVE_ENABLE_HA_PROXY=1 \
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
-    RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE=1
+    RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE=1 \
+    RAY_SERVE_HAPROXY_RETRY_ON="conn-failure empty-response"
 # 8000 the API (HAProxy, or Serve's Python proxy), 8265 Ray dashboard, 8080 Prometheus metrics, 6379 Ray GCS
 # (workers join it)
 EXPOSE 8000 8265 8080 6379

@@ -7,18 +7,10 @@ import copy
 import pytest
 
 from loadtests.checks import answer_matches, check_qa, check_sentiment, error_code
-from service.protocol import (
-    Answer,
-    Attention,
-    ErrorBody,
-    ErrorResponse,
-    ModelRef,
-    QAResponse,
-    QAResult,
-    SentimentResponse,
-    SentimentResult,
-    Token,
-)
+from service.engine.results import Answer, QAResult, SentimentResult
+from service.engine.results import AttentionMap as Attention
+from service.engine.results import TokenView as Token
+from service.protocol import ErrorBody, ErrorResponse, ModelRef, QAResponse, SentimentResponse
 
 MODEL = ModelRef(id="sentiment-minilm", version="1")
 CONTEXT = "The Marlow Viaduct was completed in 1861 by the railway company."
