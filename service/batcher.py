@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
@@ -58,6 +59,47 @@ class Timing:
     inference_s: float
 
 
+class BatchCost:
+    """What a batch costs: a fixed part per batch plus a part per token, fitted to the batches run.
+
+    A batch of one short text is mostly fixed cost, a full batch mostly per-token cost; a single tokens/s figure
+    would call the queue slow after a run of tiny batches and fast after big ones. Least squares over recent
+    batches (exponentially forgotten), starting from the speed measured when the model loaded.
+    """
+
+    def __init__(self, tokens_per_s: float, memory: float = 0.95) -> None:
+        self.fixed_s = 0.0
+        self.per_token_s = 1.0 / tokens_per_s
+        self._memory = memory
+        self._n = self._x = self._y = self._xx = self._xy = 0.0
+
+    def observe(self, tokens: int, seconds: float) -> None:
+        m = self._memory
+        self._n = m * self._n + 1
+        self._x = m * self._x + tokens
+        self._y = m * self._y + seconds
+        self._xx = m * self._xx + tokens * tokens
+        self._xy = m * self._xy + tokens * seconds
+        mean_x, mean_y = self._x / self._n, self._y / self._n
+        spread = self._xx / self._n - mean_x * mean_x
+        if spread > 1e-9 * max(1.0, mean_x * mean_x) and self._n > 2:
+            slope = (self._xy / self._n - mean_x * mean_y) / spread
+            if slope > 0:
+                self.per_token_s = slope
+                self.fixed_s = max(0.0, mean_y - slope * mean_x)
+                return
+        # Batches all alike: the parts cannot be told apart. Keep the per-token speed known (at first, the one
+        # measured at load) and put the rest down to the fixed part; if they ran faster than that speed allows,
+        # the speed was wrong: lower it to what they show.
+        if mean_y >= self.per_token_s * mean_x:
+            self.fixed_s = mean_y - self.per_token_s * mean_x
+        else:
+            self.per_token_s, self.fixed_s = mean_y / max(mean_x, 1.0), 0.0
+
+    def seconds(self, tokens: float, batches: int) -> float:
+        return batches * self.fixed_s + tokens * self.per_token_s
+
+
 @dataclass
 class _Slot(Generic[J, Out]):
     job: J
@@ -86,7 +128,7 @@ class Batcher(Generic[J, Out]):
         self._running_tokens = 0
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
-        self._tokens_per_s = tokens_per_s  # moving estimate, from the batches run
+        self.cost = BatchCost(tokens_per_s)  # fitted to the batches run
         self._task: asyncio.Task | None = None
         self._announced = 0  # requests admitted and not over yet (see announce)
         self._submitted = 0  # of those, requests whose jobs are in the queue or on the model
@@ -102,7 +144,12 @@ class Batcher(Generic[J, Out]):
 
     def expected_wait_s(self) -> float:
         """How long a job queued now would wait before it starts, from the work ahead and the measured speed."""
-        return (self._queued_tokens + self._running_tokens) / self._tokens_per_s
+        queued_batches = max(
+            math.ceil(len(self._queue) / self.limits.max_batch_size),
+            math.ceil(self._queued_tokens / self.limits.token_budget),
+        )
+        running = self.cost.seconds(self._running_tokens, 1) if self._running_tokens else 0.0
+        return running + self.cost.seconds(self._queued_tokens, queued_batches)
 
     def announce(self) -> None:
         """A request was admitted and will submit its jobs soon (once read and tokenized)."""
@@ -119,7 +166,8 @@ class Batcher(Generic[J, Out]):
 
     @property
     def tokens_per_s(self) -> float:
-        return self._tokens_per_s
+        """The marginal speed: tokens per second of model time once a batch's fixed cost is paid."""
+        return 1.0 / self.cost.per_token_s
 
     async def submit(self, jobs: Sequence[J]) -> tuple[list[Out], Timing]:
         """Queue one request's jobs together and wait for all their outputs (in order).
@@ -213,8 +261,7 @@ class Batcher(Generic[J, Out]):
             self._running_tokens = 0
         finished = time.perf_counter()
         seconds = finished - began
-        if seconds > 0:  # a moving average, so one odd batch does not swing admission
-            self._tokens_per_s = 0.8 * self._tokens_per_s + 0.2 * (tokens / seconds)
+        self.cost.observe(tokens, seconds)
         for slot, output in zip(batch, outputs, strict=True):
             slot.finished = finished
             if not slot.future.done():  # a cancelled request's future stays cancelled

@@ -1,10 +1,10 @@
 """Every knob a user turns, in one place.
 
-`Settings` is the typed argument of the Serve app builder (service.app:build_app). Values come from,
-lowest precedence first: the defaults here, ATTENTION_SERVE_* environment variables (nested fields
-with `__`, e.g. ATTENTION_SERVE_SENTIMENT__MAX_BATCH_SIZE=16), then the `args:` of the Serve config.
+`Settings` is the typed argument of the Serve app builders (service.app: front_app, sentiment_app, qa_app).
+Values come from, lowest precedence first: the defaults here, ATTENTION_SERVE_* environment variables (nested
+fields with `__`, e.g. ATTENTION_SERVE_SENTIMENT__MIN_REPLICAS=4), then the `args:` of the Serve config.
 
-`BatchSettings` is what a model deployment takes as its Serve `user_config`, so `serve deploy` of an
+`BatchSettings` is what a task's ingress deployment takes as its Serve `user_config`, so `serve deploy` of an
 edited config changes batching, token budget and precision on running replicas without a restart.
 The README's configuration table documents each field; keep the two in step.
 """

@@ -1,4 +1,4 @@
-"""Where a model directory keeps its parts. Imports no torch, so the gateway can find tokenizers.
+"""Where a model directory keeps its parts. Imports no torch.
 
 An attention-serve artifact holds `attention_serve.json` (task, base, labels, LoRA recipe) and
 `adapter.safetensors`; its base is the pretrained package or a path. Any other directory is read

@@ -1,6 +1,6 @@
 """Tokenization with character offsets, from the model's tokenizer.json. Imports no torch.
 
-The gateway runs this before anything is queued (a bad input must not fail a whole batch), and the
+The ingress runs this before anything is queued (a bad input must not fail a whole batch), and the
 model replicas receive plain lists of ids: small to send, and sized by tokens for batching.
 """
 

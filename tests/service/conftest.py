@@ -59,9 +59,9 @@ def deploy_config_for_tests() -> dict:
         "proxy_location": "HeadOnly",
         "http_options": {"host": "127.0.0.1", "port": PORT, "request_timeout_s": 120},
         "applications": [
-            # Admission control off in practice (a 10 s queue limit): the main app's tests check answers under
-            # bursts of 60 requests; shedding is tested on the tight app and by test_overload.
-            *applications({"max_queue_wait_s": 10}, main_batching),
+            # Admission control at 1.5 s of queued work: the main app's tests send bursts of 60 requests to one fp32
+            # single-thread replica (about a second of work) and check every answer; test_overload sheds at 3x.
+            *applications({"max_queue_wait_s": 1.5}, main_batching),
             # The key comes from the environment, as it should in production: Serve logs `args`.
             *applications(tight_args, tight_batching, {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}}),
         ],

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.batcher import Batcher, BatchLimits
+from service.batcher import BatchCost, Batcher, BatchLimits
 
 
 @dataclass(frozen=True)
@@ -160,3 +160,25 @@ def test_a_batch_waits_for_company_only_when_company_is_coming():
     model, alone_s = run(main())
     assert alone_s < 0.25, "nobody else was coming: the lone request must not wait out the 0.5 s batch wait"
     assert model.batches == [["alone"], ["first", "second"]]
+
+
+def test_batch_cost_separates_the_fixed_part_from_the_per_token_part():
+    """Tiny batches are mostly fixed cost: a run of them must not make the queue look slow per token."""
+    cost = BatchCost(tokens_per_s=1000)
+    for _ in range(20):
+        for tokens in (10, 100, 1000):
+            cost.observe(tokens, 0.010 + tokens * 0.0001)  # 10 ms per batch + 10,000 tokens/s
+    assert cost.fixed_s == pytest.approx(0.010, rel=0.01)
+    assert cost.per_token_s == pytest.approx(0.0001, rel=0.01)
+    assert cost.seconds(2000, batches=3) == pytest.approx(0.23, rel=0.01)
+    for _ in range(200):
+        cost.observe(5, 0.0105)  # then only tiny batches: the per-token speed it learned stays put
+    assert cost.seconds(2000, batches=3) < 0.5
+
+
+def test_batch_cost_of_identical_batches_keeps_the_known_speed():
+    cost = BatchCost(tokens_per_s=10_000)
+    for _ in range(50):
+        cost.observe(5, 0.0105)
+    assert cost.per_token_s == pytest.approx(0.0001)
+    assert cost.fixed_s == pytest.approx(0.01, rel=0.01)
