@@ -101,6 +101,19 @@ class BatchCost:
 
 
 @dataclass
+class RequestSize:
+    """Jobs and tokens of the requests submitted lately (moving averages): what an admitted request still on its
+    way to the queue will probably bring."""
+
+    jobs: float = 1.0
+    tokens: float = 32.0
+
+    def observe(self, jobs: int, tokens: int) -> None:
+        self.jobs = 0.9 * self.jobs + 0.1 * jobs
+        self.tokens = 0.9 * self.tokens + 0.1 * tokens
+
+
+@dataclass
 class _Slot(Generic[J, Out]):
     job: J
     future: asyncio.Future[Out]
@@ -131,6 +144,7 @@ class Batcher(Generic[J, Out]):
         self.cost = BatchCost(tokens_per_s)  # fitted to the batches run
         self._task: asyncio.Task | None = None
         self._announced = 0  # requests admitted and not over yet (see announce)
+        self._request_size = RequestSize()
         self._submitted = 0  # of those, requests whose jobs are in the queue or on the model
 
     def start(self) -> None:
@@ -143,13 +157,14 @@ class Batcher(Generic[J, Out]):
         return self._executor
 
     def expected_wait_s(self) -> float:
-        """How long a job queued now would wait before it starts, from the work ahead and the measured speed."""
-        queued_batches = max(
-            math.ceil(len(self._queue) / self.limits.max_batch_size),
-            math.ceil(self._queued_tokens / self.limits.token_budget),
-        )
+        """How long a job queued now would wait before it starts: the work queued, the work of requests admitted
+        but still being read and tokenized (at the size requests have had lately), at the fitted batch cost."""
+        on_the_way = max(0, self._announced - self._submitted)
+        jobs = len(self._queue) + on_the_way * self._request_size.jobs
+        tokens = self._queued_tokens + on_the_way * self._request_size.tokens
+        batches = max(math.ceil(jobs / self.limits.max_batch_size), math.ceil(tokens / self.limits.token_budget))
         running = self.cost.seconds(self._running_tokens, 1) if self._running_tokens else 0.0
-        return running + self.cost.seconds(self._queued_tokens, queued_batches)
+        return running + self.cost.seconds(tokens, batches)
 
     def announce(self) -> None:
         """A request was admitted and will submit its jobs soon (once read and tokenized)."""
@@ -180,6 +195,7 @@ class Batcher(Generic[J, Out]):
         slots = [_Slot(job, loop.create_future(), now) for job in jobs]
         self._queue.extend(slots)
         self._queued_tokens += sum(job.tokens for job in jobs)
+        self._request_size.observe(len(jobs), sum(job.tokens for job in jobs))
         self._submitted += 1
         self._arrived.set()
         try:

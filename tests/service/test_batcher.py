@@ -182,3 +182,20 @@ def test_batch_cost_of_identical_batches_keeps_the_known_speed():
         cost.observe(5, 0.0105)
     assert cost.per_token_s == pytest.approx(0.0001)
     assert cost.fixed_s == pytest.approx(0.01, rel=0.01)
+
+
+def test_admitted_requests_still_on_their_way_count_in_the_wait():
+    """A burst admitted faster than it is tokenized must not all look like an empty queue to admission."""
+
+    async def main():
+        limits = BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.0)
+        batcher = Batcher(Recorder(seconds=0.1), limits, tokens_per_s=1000)
+        await batcher.submit([Job("a", 100)])  # a request of one 100-token job took 0.1 s
+        empty = batcher.expected_wait_s()
+        for _ in range(5):
+            batcher.announce()
+        return empty, batcher.expected_wait_s()
+
+    empty, with_five_coming = run(main())
+    assert empty == 0
+    assert with_five_coming > 0.1  # five requests of about the recent size (~40 tokens at ~1 ms a token) are coming
