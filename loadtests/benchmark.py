@@ -36,7 +36,6 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests import servers
-from loadtests.servers import free_port as free_port  # tests/service and loadtests/multinode import it from here
 from loadtests.wrk import WrkResult, run_wrk, write_bodies
 
 SERVERS = ("service", "naive", "tutorial", "engine")
@@ -616,7 +615,7 @@ def main(argv: list[str] | None = None) -> int:
     args = arguments(argv)
     command = " ".join(["python -m loadtests.benchmark", *(argv if argv is not None else sys.argv[1:])])
     timing = Timing(3, 1, 0.5) if args.quick else Timing(args.duration, args.warmup, max(1.0, args.duration / 5))
-    port, metrics_port = args.port or free_port(), args.metrics_port or free_port()
+    port, metrics_port = args.port or servers.free_port(), args.metrics_port or servers.free_port()
     loads = workloads()
     results = Results([], [], [])
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:

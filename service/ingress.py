@@ -34,8 +34,10 @@ class _TaskIngress:
     """
 
     task: Task
-    settings: Settings
     _worker: SentimentWorker | QAWorker | None = None
+
+    def __init__(self, settings: dict[str, Any]) -> None:
+        self.settings = Settings.model_validate(settings)
 
     def _load(self, batching: BatchSettings) -> SentimentWorker | QAWorker:
         raise NotImplementedError
@@ -65,8 +67,9 @@ class _TaskIngress:
         await self.worker.ping()
         return True
 
-    def describe(self) -> dict[str, Any]:
-        return self.worker.describe().model_dump(mode="json")
+    def describe(self) -> ModelInfo:
+        """What this replica serves (the front's /v1/models asks through a handle)."""
+        return self.worker.describe()
 
     def stats(self) -> dict[str, Any]:
         """Which replica this is and the sizes of the batches it has run (for operators and tests)."""
@@ -81,9 +84,6 @@ class _TaskIngress:
 class SentimentIngress(_TaskIngress):
     task = "sentiment"
 
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = Settings.model_validate(settings)
-
     def _load(self, batching: BatchSettings) -> SentimentWorker:
         s = self.settings
         return SentimentWorker(s.model_dir("sentiment"), s.sentiment, s.max_tokens, batching)
@@ -96,9 +96,6 @@ class SentimentIngress(_TaskIngress):
 @serve.ingress()
 class QAIngress(_TaskIngress):
     task = "qa"
-
-    def __init__(self, settings: dict[str, Any]) -> None:
-        self.settings = Settings.model_validate(settings)
 
     def _load(self, batching: BatchSettings) -> QAWorker:
         s = self.settings
