@@ -49,7 +49,7 @@ class _TaskIngress:
         return self._worker
 
     def _edge(self) -> Edge:
-        return Edge.for_replica(self.settings, QueueAdmission(self.settings, lambda: self.worker.batcher))
+        return Edge.for_replica(self.settings, QueueAdmission(lambda: self.worker))
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's user_config: batching at once, precision by reloading."""

@@ -17,7 +17,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.batcher import Batcher, Timing
+from service.batcher import Timing
 from service.engine.errors import InputError
 from service.http.edge import Edge, EdgeMiddleware
 from service.http.errors import (
@@ -58,25 +58,24 @@ def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
 
 
 class QueueAdmission:
-    """Refuse a task request when the work queued ahead of it would make it wait past max_queue_wait_s: the
-    accepted requests' latency stays near the machine's, however many more arrive. It also tells the batch queue
-    how many admitted requests are still on their way to it (reading, parsing, tokenizing), so a batch waits
-    for company only when company is coming."""
+    """Refuse a task request when the work queued ahead of it would make it wait past the task's
+    max_queue_wait_s: the accepted requests' latency stays bounded, however many more arrive. It also tells the
+    batch queue how many admitted requests are still on their way to it (reading, parsing, tokenizing), so a batch
+    waits for company only when company is coming."""
 
-    def __init__(self, settings: Settings, batcher: Callable[[], Batcher]) -> None:
-        self._settings = settings
-        self._batcher = batcher
+    def __init__(self, worker: Callable[[], SentimentWorker | QAWorker]) -> None:
+        self._worker = worker
 
     def admit(self) -> ApiError | None:
-        batcher = self._batcher()
-        wait = batcher.expected_wait_s()
-        if wait > self._settings.max_queue_wait_s:
-            return Overloaded(f"about {wait:.1f} s of work is queued on this replica; retry later")
-        batcher.announce()
+        worker = self._worker()
+        wait, limit = worker.batcher.expected_wait_s(), worker.batching.max_queue_wait_s
+        if wait > limit:
+            return Overloaded(f"about {wait:.1f} s of work is queued on this replica (limit {limit:g} s); retry later")
+        worker.batcher.announce()
         return None
 
     def release(self) -> None:
-        self._batcher().withdraw()
+        self._worker().batcher.withdraw()
 
 
 def _server_timing(tokenize_s: float, timing: Timing) -> str:

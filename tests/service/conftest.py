@@ -40,16 +40,19 @@ def applications(args: dict, batching: dict, runtime_env: dict | None = None, **
 
 
 def deploy_config_for_tests() -> dict:
-    main_batching = {"max_batch_size": 32, "batch_wait_timeout_s": 0.01, "token_budget": 8192, "precision": "fp32"}
-    tight_batching = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0, "token_budget": 8192, "precision": "bf16"}
+    # Admission control at 1.5 s of queued work: the main app's tests send bursts of 60 requests to one fp32
+    # single-thread replica (about a second of work) and check every answer; test_overload sheds at 3x.
+    main_batching = {"max_batch_size": 32, "batch_wait_timeout_s": 0.01, "token_budget": 8192, "precision": "fp32",
+                     "max_queue_wait_s": 1.5}  # fmt: skip
+    # A request that would wait more than 50 ms for the model is refused: a few short texts fill it.
+    tight_batching = {"max_batch_size": 1, "batch_wait_timeout_s": 0.0, "token_budget": 8192, "precision": "bf16",
+                      "max_queue_wait_s": 0.05}  # fmt: skip
     tight_args = {
         "path_prefix": "/tight",
         "request_timeout_s": 1.0,
         "retry_after_s": 2,
         "max_body_bytes": 65536,
         "body_timeout_s": 2,
-        # A request that would wait more than this for the model is refused: a few short texts fill it.
-        "max_queue_wait_s": 0.05,
         # Roomy enough for the other tight tests' bursts; test_rate_limit sends as another client.
         "rate_limit_per_s": 5,
         "rate_limit_burst": 100,
@@ -59,9 +62,7 @@ def deploy_config_for_tests() -> dict:
         "proxy_location": "HeadOnly",
         "http_options": {"host": "127.0.0.1", "port": PORT, "request_timeout_s": 120},
         "applications": [
-            # Admission control at 1.5 s of queued work: the main app's tests send bursts of 60 requests to one fp32
-            # single-thread replica (about a second of work) and check every answer; test_overload sheds at 3x.
-            *applications({"max_queue_wait_s": 1.5}, main_batching),
+            *applications({}, main_batching),
             # The key comes from the environment, as it should in production: Serve logs `args`.
             *applications(tight_args, tight_batching, {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}}),
         ],
