@@ -99,8 +99,12 @@ def test_prometheus_counts_exactly_what_was_sent(prometheus, service_url):
     assert httpx.post(f"{service_url}/v1/sentiment", json={"text": "warm-up"}, timeout=60).status_code == 200
     before = settled(prometheus, SENTIMENT_200)
     replies = asyncio.run(post_all(service_url, "/v1/sentiment", [{"text": t} for t in distinct_texts(48)]))
-    assert all(r.status_code == 200 for r in replies)
-    assert settled(prometheus, SENTIMENT_200) - before == 48
+    # Admission control may refuse a few of the burst (503 + Retry-After) when the replica's fitted batch cost is
+    # still high from the slow batches of earlier tests; Prometheus must count exactly the 200s that were sent.
+    answered = sum(r.status_code == 200 for r in replies)
+    assert all(r.status_code == 200 or (r.status_code == 503 and r.headers.get("retry-after")) for r in replies)
+    assert answered >= 24, [r.status_code for r in replies]
+    assert settled(prometheus, SENTIMENT_200) - before == answered
 
     # Batches formed under that concurrency: some batch-size observations are above 1.
     batches = 'sum(ray_attention_serve_batch_size_count{task="sentiment"})'
