@@ -26,9 +26,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-from loadtests.replicas import serve_processes
-
-MB = 1024 * 1024
+from loadtests.hostile import MB, replica_memory
 
 
 def run_locust(url: str, users: int, seconds: int, out: Path, min_wait: float, max_wait: float) -> None:
@@ -61,12 +59,8 @@ def capacity(url: str, users: int, out: Path) -> tuple[float, float]:
 def sample_memory(apps: list[str], every_s: float, stop: threading.Event, samples: list[dict]) -> None:
     started = time.monotonic()
     while not stop.is_set():
-        for app in apps:
-            for name, process in serve_processes(app, with_proxy=True):
-                samples.append(
-                    {"t": time.monotonic() - started, "replica": f"{app}/{name} pid {process.pid}",
-                     "rss_mb": process.info["memory_info"].rss / MB}
-                )  # fmt: skip
+        t = time.monotonic() - started
+        samples += [{"t": t, "replica": name, "rss_mb": rss / MB} for name, rss in replica_memory(apps).items()]
         stop.wait(every_s)
 
 

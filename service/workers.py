@@ -190,15 +190,15 @@ class QAWorker(_Worker[QAEngine, WindowJob, list[Candidate]]):
         for item, per_item in zip(items, jobs, strict=True):
             candidates = [c for per_window in scored[at : at + len(per_item)] for c in per_window]
             at += len(per_item)
-            result = QAEngine.merge(item, candidates, top_k)
-            if return_attention:
-                result = await self._with_attention(item, result, candidates, top_k)
+            result, top = QAEngine.merge(item, candidates, top_k)
+            if return_attention and top is not None:
+                result = await self._with_attention(item, result, top)
             results.append(result)
         return results, timing
 
-    async def _with_attention(self, item: QAInput, result: QAResult, candidates: list[Candidate], top_k: int):
+    async def _with_attention(self, item: QAInput, result: QAResult, top: Candidate) -> QAResult:
         def run() -> QAResult:
-            with_map, passes = self.engine.with_attention(item, result, candidates, top_k)
+            with_map, passes = self.engine.with_attention(item, result, top)
             self._record(Inference([], passes))
             return with_map
 

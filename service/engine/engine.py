@@ -257,9 +257,9 @@ class QAEngine(_Engine):
         for i, item in enumerate(items):
             candidates = [c for per_window in scored.results[at : at + len(jobs[i])] for c in per_window]
             at += len(jobs[i])
-            result = self.merge(item, candidates, top_k[i])
-            if wants[i]:
-                result, attention_passes = self.with_attention(item, result, candidates, top_k[i])
+            result, top = self.merge(item, candidates, top_k[i])
+            if wants[i] and top is not None:
+                result, attention_passes = self.with_attention(item, result, top)
                 passes += attention_passes
             results.append(result)
         return Inference(results, passes)
@@ -287,20 +287,14 @@ class QAEngine(_Engine):
         return Inference(candidates, passes)
 
     @staticmethod
-    def merge(item: QAInput, candidates: list[Candidate], top_k: int) -> QAResult:
-        """One pair's answer from the candidates of all its windows."""
+    def merge(item: QAInput, candidates: list[Candidate], top_k: int) -> tuple[QAResult, Candidate | None]:
+        """One pair's answer from the candidates of all its windows, and its best span (None: no answer)."""
         best = merge_candidates(item.context, candidates, top_k)
         answers = [Answer(item.context[c.start_char : c.end_char], c.score, c.start_char, c.end_char) for c in best]
-        return QAResult(answers, len(item.windows))
+        return QAResult(answers, len(item.windows)), (best[0] if best else None)
 
-    def with_attention(
-        self, item: QAInput, result: QAResult, candidates: list[Candidate], top_k: int
-    ) -> tuple[QAResult, list[PassStats]]:
+    def with_attention(self, item: QAInput, result: QAResult, top: Candidate) -> tuple[QAResult, list[PassStats]]:
         """Re-run the best answer's window on the explicit path and summarise attention from the answer."""
-        best = merge_candidates(item.context, candidates, top_k)
-        if not best:
-            return result, []
-        top = best[0]
         window = item.windows[top.window]
         _, weights, stats = self._forward([(window.ids, window.type_ids)], True)
         length = len(window)
