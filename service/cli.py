@@ -74,7 +74,8 @@ def _local_predict(args: argparse.Namespace) -> dict:
         result = engine.classify_texts([args.text], args.attention)[0]
     else:
         engine = QAEngine(model_dir, config)
-        result = engine.answer([engine.encode(args.question, args.context)], [args.top_k], [15], [args.attention])
+        item = engine.encode(args.question, args.context)
+        result = engine.answer([item], [args.top_k], [15], [args.attention], [args.handle_impossible_answer])
         result = result.results[0]
     import dataclasses
 
@@ -86,7 +87,8 @@ def _remote_predict(args: argparse.Namespace) -> dict:
         body = {"text": args.text, "return_attention": args.attention}
     else:
         body = {"question": args.question, "context": args.context, "top_k": args.top_k,
-                "return_attention": args.attention}  # fmt: skip
+                "return_attention": args.attention,
+                "handle_impossible_answer": args.handle_impossible_answer}  # fmt: skip
     reply = httpx.post(f"{args.url.rstrip('/')}/v1/{args.task}", json=body, timeout=60)
     payload = reply.json()
     if reply.status_code != 200:
@@ -137,6 +139,9 @@ def parser() -> argparse.ArgumentParser:
     predict.add_argument("--context")
     predict.add_argument("--top-k", type=int, default=1)
     predict.add_argument("--attention", action="store_true", help="also return the attention map")
+    predict.add_argument(
+        "--handle-impossible-answer", action="store_true", help='qa: "no answer" (the empty answer) may win'
+    )
     predict.add_argument("--url", help="a running service (default: run the engine in this process)")
     predict.add_argument("--model-dir", type=Path, help="local engine: model directory (default: shipped model)")
     predict.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")

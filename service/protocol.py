@@ -45,7 +45,18 @@ class QARequest(_Request):
     top_k: int = Field(1, ge=1, le=20, description="answers per question")
     max_answer_len: int = Field(15, ge=1, le=128, description="longest answer, in tokens")
     doc_stride: int = Field(128, ge=1, le=256, description="tokens shared by consecutive context windows")
-    return_attention: bool = Field(False, description="include attention from the best answer span")
+    return_attention: bool = Field(
+        False, description="include attention from the best answer span (from [CLS] when the best is no answer)"
+    )
+    handle_impossible_answer: bool = Field(
+        False,
+        description=(
+            'allow "no answer" (Hugging Face\'s handle_impossible_answer): the empty answer '
+            '`{"text": "", "start": 0, "end": 0}` competes with the spans at the null score (the lowest over the '
+            "context's windows of p_start([CLS]) · p_end([CLS])) and is ranked by it; each result then reports "
+            "that score as `no_answer_score`"
+        ),
+    )
 
     @model_validator(mode="after")
     def _one_form(self) -> QARequest:

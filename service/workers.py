@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from service.batcher import Batcher, BatchLimits, BatchReport, Timing
-from service.engine.decode import Candidate
+from service.engine.decode import Candidate, WindowCandidates
 from service.engine.engine import (
     EngineConfig,
     Inference,
@@ -165,7 +165,7 @@ class SentimentWorker(_Worker[SentimentEngine, SentimentJob, SentimentResult]):
         self.engine.classify([SentimentJob(self.engine.encode("ok"))])
 
 
-class QAWorker(_Worker[QAEngine, WindowJob, list[Candidate]]):
+class QAWorker(_Worker[QAEngine, WindowJob, WindowCandidates]):
     task = "qa"
     engine_class = QAEngine
 
@@ -181,16 +181,22 @@ class QAWorker(_Worker[QAEngine, WindowJob, list[Candidate]]):
         )
 
     async def answer(
-        self, items: Sequence[QAInput], top_k: int, max_answer_len: int, return_attention: bool
+        self,
+        items: Sequence[QAInput],
+        top_k: int,
+        max_answer_len: int,
+        return_attention: bool,
+        handle_impossible_answer: bool = False,
     ) -> tuple[list[QAResult], Timing]:
-        """Every window of every pair is its own job; the answers are merged per pair once all are scored."""
+        """Every window of every pair is its own job; the answers are merged per pair once all are scored (the
+        empty answer, when asked for, competes only there: a window job does not depend on it)."""
         jobs = [QAEngine.jobs(item, top_k, max_answer_len) for item in items]
         scored, timing = await self.batcher.submit([job for per_item in jobs for job in per_item])
         results, at = [], 0
         for item, per_item in zip(items, jobs, strict=True):
-            candidates = [c for per_window in scored[at : at + len(per_item)] for c in per_window]
+            windows = scored[at : at + len(per_item)]
             at += len(per_item)
-            result, top = QAEngine.merge(item, candidates, top_k)
+            result, top = QAEngine.merge(item, windows, top_k, handle_impossible_answer)
             if return_attention and top is not None:
                 result = await self._with_attention(item, result, top)
             results.append(result)
@@ -204,7 +210,7 @@ class QAWorker(_Worker[QAEngine, WindowJob, list[Candidate]]):
 
         return await asyncio.get_running_loop().run_in_executor(self.batcher.executor, run)
 
-    def _run(self, jobs: list[WindowJob]) -> list[list[Candidate]]:
+    def _run(self, jobs: list[WindowJob]) -> list[WindowCandidates]:
         inference = self.engine.score_windows(jobs)
         self._record(inference)
         return inference.results

@@ -8,6 +8,7 @@ together from its own jobs' outputs; `classify_texts` / `answer_texts` do all of
 from __future__ import annotations
 
 import copy
+import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ import torch
 
 from service.engine.attention_maps import head_averaged, summarize
 from service.engine.batching import PassStats, plan_batches
-from service.engine.decode import Candidate, merge_candidates, window_candidates
+from service.engine.decode import Candidate, WindowCandidates, null_answer, rank_answers, window_candidates
 from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, TokenView
 from service.engine.tokenize import Offset, QAInput, QAWindow, TextInput, TextTokenizer
 from service.engine.weights import LoadedModel, ModelInfo, Task, load_task_model
@@ -234,9 +235,12 @@ class QAEngine(_Engine):
         """One job per window of a (question, context) pair, in window order."""
         return [WindowJob(window, k, top_k, max_answer_len) for k, window in enumerate(item.windows)]
 
-    def answer_texts(self, question: str, context: str, top_k: int = 1, **encode_options: int) -> QAResult:
+    def answer_texts(
+        self, question: str, context: str, top_k: int = 1, handle_impossible_answer: bool = False, **encode_options: int
+    ) -> QAResult:
         """Convenience for scripts: one question, one context."""
-        return self.answer([self.encode(question, context, **encode_options)], top_k=[top_k]).results[0]
+        item = self.encode(question, context, **encode_options)
+        return self.answer([item], top_k=[top_k], handle_impossible_answer=[handle_impossible_answer]).results[0]
 
     def answer(
         self,
@@ -244,29 +248,32 @@ class QAEngine(_Engine):
         top_k: Sequence[int] | None = None,
         max_answer_len: Sequence[int] | None = None,
         return_attention: Sequence[bool] | None = None,
+        handle_impossible_answer: Sequence[bool] | None = None,
     ) -> Inference[QAResult]:
         """Whole (question, context) pairs at once: every window of every pair shares the forward passes."""
         n = len(items)
         top_k = list(top_k) if top_k is not None else [1] * n
         max_answer_len = list(max_answer_len) if max_answer_len is not None else [15] * n
         wants = list(return_attention) if return_attention is not None else [False] * n
+        impossible = list(handle_impossible_answer) if handle_impossible_answer is not None else [False] * n
         jobs = [self.jobs(item, top_k[i], max_answer_len[i]) for i, item in enumerate(items)]
         scored = self.score_windows([job for per_item in jobs for job in per_item])
         passes = list(scored.passes)
         results, at = [], 0
         for i, item in enumerate(items):
-            candidates = [c for per_window in scored.results[at : at + len(jobs[i])] for c in per_window]
+            windows = scored.results[at : at + len(jobs[i])]
             at += len(jobs[i])
-            result, top = self.merge(item, candidates, top_k[i])
+            result, top = self.merge(item, windows, top_k[i], impossible[i])
             if wants[i] and top is not None:
                 result, attention_passes = self.with_attention(item, result, top)
                 passes += attention_passes
             results.append(result)
         return Inference(results, passes)
 
-    def score_windows(self, jobs: Sequence[WindowJob]) -> Inference[list[Candidate]]:
-        """The best spans of each window (2·top_k + 10 of them, enough to merge across windows)."""
-        candidates: list[list[Candidate]] = [[] for _ in jobs]
+    def score_windows(self, jobs: Sequence[WindowJob]) -> Inference[WindowCandidates]:
+        """The best spans of each window (2·top_k + 10 of them, enough to merge across windows) and its null
+        score (always: it costs nothing, and the window need not know what its request asked)."""
+        scored: list[WindowCandidates | None] = [None] * len(jobs)
         passes = []
         for batch in self._plan([job.tokens for job in jobs]):
             (start_logits, end_logits), _, stats = self._forward(
@@ -276,7 +283,7 @@ class QAEngine(_Engine):
             start_np, end_np = start_logits.numpy(), end_logits.numpy()
             for row, j in enumerate(batch):
                 job, length = jobs[j], jobs[j].tokens
-                candidates[j] = window_candidates(
+                scored[j] = window_candidates(
                     job.window.context_word_offsets,
                     start_np[row, :length],
                     end_np[row, :length],
@@ -284,17 +291,23 @@ class QAEngine(_Engine):
                     job.max_answer_len,
                     job.index,
                 )
-        return Inference(candidates, passes)
+        return Inference([s for s in scored if s is not None], passes)
 
     @staticmethod
-    def merge(item: QAInput, candidates: list[Candidate], top_k: int) -> tuple[QAResult, Candidate | None]:
-        """One pair's answer from the candidates of all its windows, and its best span (None: no answer)."""
-        best = merge_candidates(item.context, candidates, top_k)
+    def merge(
+        item: QAInput, windows: Sequence[WindowCandidates], top_k: int, handle_impossible_answer: bool = False
+    ) -> tuple[QAResult, Candidate | None]:
+        """One pair's answer from the candidates of all its windows, and its best one (None: nothing found).
+
+        With handle_impossible_answer the empty answer competes at the null score, and that score is reported."""
+        best = rank_answers(item.context, windows, top_k, handle_impossible_answer)
         answers = [Answer(item.context[c.start_char : c.end_char], c.score, c.start_char, c.end_char) for c in best]
-        return QAResult(answers, len(item.windows)), (best[0] if best else None)
+        null = null_answer(windows).score if handle_impossible_answer and windows else None
+        return QAResult(answers, len(item.windows), no_answer_score=null), (best[0] if best else None)
 
     def with_attention(self, item: QAInput, result: QAResult, top: Candidate) -> tuple[QAResult, list[PassStats]]:
-        """Re-run the best answer's window on the explicit path and summarise attention from the answer."""
+        """Re-run the best answer's window on the explicit path and summarise attention from the answer (from
+        [CLS], token 0, when the best answer is the empty one)."""
         window = item.windows[top.window]
         _, weights, stats = self._forward([(window.ids, window.type_ids)], True)
         length = len(window)
@@ -304,5 +317,6 @@ class QAEngine(_Engine):
             ("question", q) if q is not None else ("context", c) if c is not None else ("special", None)
             for q, c in zip(window.question_offsets, window.context_offsets, strict=True)
         ]
-        attention = AttentionMap("answer", self._token_views(window.ids, sources), layers, rolled)
-        return QAResult(result.answers, result.windows, attention), [stats]
+        query: Literal["cls", "answer"] = "cls" if top.no_answer else "answer"
+        attention = AttentionMap(query, self._token_views(window.ids, sources), layers, rolled)
+        return dataclasses.replace(result, attention=attention), [stats]

@@ -43,7 +43,8 @@ class SentimentResult:
 
 @dataclass(frozen=True)
 class Answer:
-    """An answer span: context[start:end] == text."""
+    """An answer span: context[start:end] == text. The empty answer (text "", start = end = 0) says the context
+    holds no answer; only a request with handle_impossible_answer gets one."""
 
     text: str
     score: float
@@ -54,8 +55,14 @@ class Answer:
 @dataclass(frozen=True)
 class QAResult:
     """The best answers (best first; empty when none was found), the context windows read, and the attention
-    from the best answer when asked for."""
+    from the best answer when asked for (from [CLS] when the best answer is the empty one: that is where the
+    model points for "no answer").
+
+    With handle_impossible_answer, no_answer_score is the null score the empty answer competes with (the lowest
+    over the windows of p_start[CLS] · p_end[CLS]), reported even when a span beats it, so a client can see how
+    close the call was; without it, None."""
 
     answers: list[Answer]
     windows: int
+    no_answer_score: float | None = None
     attention: AttentionMap | None = None

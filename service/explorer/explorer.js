@@ -492,12 +492,40 @@
       // A number when it is one; otherwise what was typed, so that the API's 422 names the field.
       top_k: /^-?\d+$/.test(topK) ? Number(topK) : topK,
       return_attention: true,
+      handle_impossible_answer: $("qa-impossible").checked,
     };
     const ids = { question: "qa-question", context: "qa-context", top_k: "qa-top-k" };
     return {
       payload,
       placeField: (field) => (ids[field] ? { id: ids[field], prefix: "" } : null),
     };
+  }
+
+  // The empty answer (handle_impossible_answer): the model's "no answer in the context", never a span.
+  const isNoAnswer = (answer) => answer.text === "" && answer.start === answer.end;
+
+  function answerItem(answer, r) {
+    if (isNoAnswer(answer)) {
+      return el("li", { class: "answer-item no-answer-item",
+        text: `no answer in the context · score ${answer.score.toFixed(4)}` });
+    }
+    const button = el("button", { type: "button", class: "answer-button", text: `“${answer.text}”`,
+      "aria-label": `Answer ${r + 1}: ${answer.text}, score ${answer.score.toFixed(4)}; show it in the context` });
+    button.dataset.rank = String(r + 1);
+    return el("li", { class: "answer-item" }, button,
+      ` score ${answer.score.toFixed(4)} · characters ${answer.start}–${answer.end}`);
+  }
+
+  // What "no answer" came to, when it was asked for: the verdict when it won, its score when a span beat it.
+  function noAnswerNote(result) {
+    const best = result.answers[0];
+    if (isNoAnswer(best)) {
+      return el("p", { class: "no-answer", role: "status",
+        text: `No answer in the context (score ${best.score.toFixed(4)}): the model's null score beats every span.` });
+    }
+    if (typeof result.no_answer_score !== "number") return null;
+    return el("p", { class: "meta null-note",
+      text: `“No answer” scored ${result.no_answer_score.toFixed(4)}, below the best answer.` });
   }
 
   function renderQA(request, body, choice) {
@@ -511,17 +539,13 @@
         card.append(el("p", { class: "source-name", text: "Context" }), el("div", { class: "tokens", text: context }));
         return card;
       }
+      const nullWins = isNoAnswer(answers[0]);
       card.append(el("h3", { text: answers.length === 1 ? "Answer" : `Top ${answers.length} answers` }));
-      const list = el("ol", { class: "answers" });
-      answers.forEach((answer, r) => {
-        const button = el("button", { type: "button", class: "answer-button", text: `“${answer.text}”`,
-          "aria-label": `Answer ${r + 1}: ${answer.text}, score ${answer.score.toFixed(4)}; show it in the context` });
-        button.dataset.rank = String(r + 1);
-        list.append(el("li", { class: "answer-item" }, button,
-          ` score ${answer.score.toFixed(4)} · characters ${answer.start}–${answer.end}`));
-      });
+      const note = noAnswerNote(result);
+      if (note) card.append(note);
+      const list = el("ol", { class: "answers" }, ...answers.map(answerItem));
       card.append(list);
-      const marks = answers.map((a, r) => ({ start: a.start, end: a.end, rank: r + 1 }));
+      const marks = answers.map((a, r) => ({ start: a.start, end: a.end, rank: r + 1 })).filter((m) => m.end > m.start);
       const attention = result.attention;
       if (!attention) {
         card.append(el("p", { class: "source-name", text: "Context" }),
@@ -538,9 +562,11 @@
       card.append(el("p", { class: "source-name", text: "Question" }),
         tintedText(question, questionTokens, weights, scale, { label: "Question" }));
       card.append(el("p", { class: "source-name", text: "Context" }));
+      const from = nullWins ? "[CLS] of the null score's window (where the model points for “no answer”)"
+        : "best answer's window";
       card.append(el("p", { class: "meta window-note", text: range
         ? `The model read ${result.windows} window${result.windows === 1 ? "" : "s"}; the attention is from the ` +
-          `best answer's window, characters ${range[0]}–${range[1]}${whole ? " (the whole context)" : ""}.`
+          `${from}, characters ${range[0]}–${range[1]}${whole ? " (the whole context)" : ""}.`
         : `The model read ${result.windows} windows.` }));
       const box = tintedText(context, contextTokens, weights, scale, { marks, range: whole ? null : range,
         label: "Context" });

@@ -181,7 +181,9 @@ def qa_router(settings: Settings, worker: Callable[[], QAWorker] = _worker_missi
                 raise _input_error(exc, prefix + (exc.field or "")) from None
         tokenize_s = time.perf_counter() - began
         model.metrics.accepted(len(items), body.return_attention)
-        work = model.answer(items, body.top_k, body.max_answer_len, body.return_attention)
+        work = model.answer(
+            items, body.top_k, body.max_answer_len, body.return_attention, body.handle_impossible_answer
+        )
         results, timing = await _within_timeout(settings, work)
         response.headers["Server-Timing"] = _server_timing(tokenize_s, timing)
         return QAResponse(model=model.model_ref(), results=results)

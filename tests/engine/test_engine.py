@@ -1,4 +1,4 @@
-"""Engine behaviour beyond the math: attention maps, precision, loading errors, bad input."""
+"""Engine behaviour beyond the math: attention maps, precision, loading errors, bad input, "no answer"."""
 
 import json
 import shutil
@@ -8,6 +8,7 @@ import torch
 
 from service.engine.engine import EngineConfig, SentimentEngine
 from service.engine.errors import EmptyInputError, ModelLoadError, UnsupportedModelError
+from service.engine.results import Answer
 from service.engine.weights import load_task_model
 from service.settings import default_model_dir
 
@@ -80,3 +81,54 @@ def test_shape_mismatch_is_reported_with_the_weight_name(tmp_path, base_dir):
     save_file({"classifier.weight": torch.zeros(2, 384)}, str(tmp_path / "unused.safetensors"))
     with pytest.raises(ModelLoadError, match=r"intermediate\.dense\.(weight|bias) has shape"):
         load_task_model(bad, "sentiment")
+
+
+NO_ANSWER_CONTEXT = (
+    "The Amazon rainforest covers much of the Amazon basin of South America. "
+    "The forest was named by the Spanish explorer Francisco de Orellana in 1542."
+)
+NO_ANSWER_CASES = [
+    ("Who named the forest?", NO_ANSWER_CONTEXT),
+    ("What is the boiling point of mercury?", NO_ANSWER_CONTEXT),  # not in the context
+    ("Who won the match?", " ".join(f"Fact {i}: the museum in Vienna opens at nine." for i in range(60))),
+]
+
+
+def _null_score_by_hand(engine, item) -> float:
+    """The lowest over windows of p_start[CLS] · p_end[CLS], softmax over [CLS] and the context tokens, from the
+    model's raw logits: independent of the decoding code."""
+    scores = []
+    for window in item.windows:
+        ids = torch.tensor([window.ids])
+        with torch.inference_mode():
+            (start, end), _ = engine.model(ids, torch.ones_like(ids), torch.tensor([window.type_ids]))
+        allowed = torch.tensor([k == 0 or o is not None for k, o in enumerate(window.context_offsets)])
+        p_start = start[0].float().masked_fill(~allowed, float("-inf")).softmax(-1)
+        p_end = end[0].float().masked_fill(~allowed, float("-inf")).softmax(-1)
+        scores.append(float(p_start[0] * p_end[0]))
+    return min(scores)
+
+
+@pytest.mark.parametrize(("question", "context"), NO_ANSWER_CASES)
+def test_no_answer_option_with_the_shipped_model(qa_engine, question, context):
+    """Whatever the trained head thinks of this question: off, never the empty answer; on, the empty answer
+    ranks by the null score among the very same spans (and leads only when it beats every one of them)."""
+    item = qa_engine.encode(question, context)
+    off, on = qa_engine.answer([item, item], [3, 3], return_attention=[False, True],
+                               handle_impossible_answer=[False, True]).results  # fmt: skip
+    assert off.no_answer_score is None and all(a.text for a in off.answers)
+    null = on.no_answer_score
+    assert null is not None and 0 < null <= 1
+    assert null == pytest.approx(_null_score_by_hand(qa_engine, item), rel=1e-4, abs=1e-9)
+    expected = sorted([*off.answers, Answer("", null, 0, 0)], key=lambda a: -a.score)[:3]
+    assert [(a.text, a.start, a.end) for a in on.answers] == [(a.text, a.start, a.end) for a in expected]
+    assert [a.score for a in on.answers] == pytest.approx([a.score for a in expected], rel=1e-5)
+    empty = [a for a in on.answers if not a.text]
+    assert len(empty) <= 1 and all((a.start, a.end, a.score) == (0, 0, null) for a in empty)
+    if on.answers[0].text == "":
+        assert all(null > a.score for a in off.answers)
+        assert on.attention is not None and on.attention.query == "cls"  # what the model looked at for "none"
+    else:
+        assert on.answers[0].text == off.answers[0].text and null <= on.answers[0].score
+        assert on.attention is not None and on.attention.query == "answer"
+    assert on.windows == len(item.windows) and (on.windows > 1) == (len(context) > 1000)  # long: a min over windows

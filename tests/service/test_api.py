@@ -122,6 +122,52 @@ def test_qa_batch_form_answers_like_single_requests(client):
     assert "Orellana" in results[1]["answers"][0]["text"]
 
 
+NO_ANSWER_QUESTIONS = ["Who named the forest?", "What is the boiling point of mercury?"]
+
+
+def _qa(client, **body) -> list[dict]:
+    reply = client.post("/v1/qa", json=body)
+    assert reply.status_code == 200, reply.text
+    return reply.json()["results"]
+
+
+def test_qa_no_answer_option(client):
+    """handle_impossible_answer over HTTP, for any model: off, never an empty answer and no null score; on, the
+    empty answer {"text": "", "start": 0, "end": 0} ranks by the reported null score among the same spans."""
+    pairs = [{"question": q, "context": CONTEXT} for q in NO_ANSWER_QUESTIONS]
+    together = _qa(client, inputs=pairs, top_k=2, handle_impossible_answer=True, return_attention=True)
+    for pair, on_batched in zip(pairs, together, strict=True):
+        (off,) = _qa(client, **pair, top_k=2)
+        (on,) = _qa(client, **pair, top_k=2, handle_impossible_answer=True)
+        assert off["no_answer_score"] is None and all(a["text"] for a in off["answers"])
+        null = on["no_answer_score"]
+        assert isinstance(null, float) and 0 < null <= 1
+        expected = sorted(
+            [*off["answers"], {"text": "", "score": null, "start": 0, "end": 0}], key=lambda a: -a["score"]
+        )
+        assert [(a["text"], a["start"], a["end"]) for a in on["answers"]] == [
+            (a["text"], a["start"], a["end"]) for a in expected[:2]
+        ]
+        assert [a["score"] for a in on["answers"]] == pytest.approx([a["score"] for a in expected[:2]], abs=1e-4)
+        for answer in on["answers"]:
+            assert CONTEXT[answer["start"] : answer["end"]] == answer["text"]
+        # The batch form answers each pair as alone; attention comes from [CLS] exactly when "no answer" leads.
+        assert [a["text"] for a in on_batched["answers"]] == [a["text"] for a in on["answers"]]
+        assert on_batched["no_answer_score"] == pytest.approx(null, abs=1e-4)
+        null_wins = on_batched["answers"][0]["text"] == ""
+        assert on_batched["attention"]["query"] == ("cls" if null_wins else "answer")
+        if null_wins:
+            assert all(null > a["score"] for a in off["answers"])
+
+
+def test_openapi_documents_the_no_answer_option(client):
+    schemas = client.get("/openapi.json").json()["components"]["schemas"]
+    option = schemas["QARequest"]["properties"]["handle_impossible_answer"]
+    assert option["type"] == "boolean" and option["default"] is False
+    assert "no answer" in option["description"] and "no_answer_score" in option["description"]
+    assert "no_answer_score" in schemas["QAResult"]["properties"]
+
+
 BAD_REQUESTS = [
     # (name, method, path, kwargs, status, code)
     ("malformed json", "POST", "/v1/sentiment", {"content": b'{"text": "x"', "json_ct": True}, 400, "malformed_json"),
@@ -147,6 +193,8 @@ BAD_REQUESTS = [
      "context_too_long"),
     ("qa top_k zero", "POST", "/v1/qa", {"json": {"question": "a?", "context": "b", "top_k": 0}}, 422,
      "invalid_request"),
+    ("qa no-answer option not a bool", "POST", "/v1/qa",
+     {"json": {"question": "a?", "context": "b", "handle_impossible_answer": 1}}, 422, "invalid_request"),
     ("qa nan stride", "POST", "/v1/qa", {"content": b'{"question":"a?","context":"b","doc_stride":NaN}',
      "json_ct": True}, 422, "invalid_request"),
     ("body over the limit", "POST", "/v1/sentiment", {"json": {"text": "a" * (9 * 1024 * 1024)}}, 413,

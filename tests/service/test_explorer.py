@@ -121,13 +121,15 @@ def screenshot(browser, tmp_path: Path, name: str) -> None:
 
 
 def stub_next_fetch(browser, status: int, body: dict, headers: dict | None = None) -> None:
-    """The page's next API call gets this answer instead of the service's (for answers the model won't give)."""
+    """The page's next API call gets this answer instead of the service's (for answers the model won't give); the
+    request body it sent is kept in window.stubbedRequest."""
     browser.execute_script(
         """
         const [status, body, headers] = arguments;
         const real = window.fetch;
-        window.fetch = async () => {
+        window.fetch = async (url, init) => {
           window.fetch = real;
+          window.stubbedRequest = init.body;
           const type = {"Content-Type": "application/json"};
           return new Response(JSON.stringify(body), {status, headers: {...type, ...headers}});
         };
@@ -273,6 +275,69 @@ def test_no_answer_is_said_plainly(browser, service_url, client):
     assert console_errors(browser) == []
 
 
+def test_winning_no_answer_is_said_instead_of_a_span(browser, service_url, client):
+    """The checkbox sends handle_impossible_answer; an empty best answer is shown as "no answer", with its score,
+    and nothing in the context is marked as the best answer. (The API's answer is played to the page with the empty
+    answer first: whether the shipped model's null wins for a given question is the model's business.)"""
+    asked = {"question": "What is the boiling point of mercury?", "context": CONTEXT, "top_k": 2,
+             "return_attention": True, "handle_impossible_answer": True}  # fmt: skip
+    real = client.post("/v1/qa", json=asked).json()
+    result = real["results"][0]
+    span = next(a for a in result["answers"] if a["text"])
+    result.update(answers=[{"text": "", "score": 0.9, "start": 0, "end": 0}, {**span, "score": 0.05}],
+                  no_answer_score=0.9)  # fmt: skip
+    open_page(browser, service_url, "qa")
+    type_into(browser, "qa-question", asked["question"])
+    type_into(browser, "qa-top-k", "2")
+    browser.find_element(By.ID, "qa-impossible").click()
+    stub_next_fetch(browser, 200, real)
+    browser.find_element(By.ID, "qa-submit").click()
+    card = results(browser, ".qa-result")[0]
+    assert json.loads(browser.execute_script("return window.stubbedRequest"))["handle_impossible_answer"] is True
+    assert card.find_element(By.CSS_SELECTOR, ".no-answer").text.startswith("No answer in the context (score 0.9000)")
+    items = card.find_elements(By.CSS_SELECTOR, ".answer-item")
+    assert "no answer in the context · score 0.9000" in items[0].text
+    assert not items[0].find_elements(By.CSS_SELECTOR, ".answer-button")
+    assert items[1].find_element(By.CSS_SELECTOR, ".answer-button").text == f"“{span['text']}”"
+    context_box = card.find_elements(By.CSS_SELECTOR, ".tokens")[1]
+    assert shown_text(context_box) == CONTEXT
+    assert not context_box.find_elements(By.CSS_SELECTOR, ".best")  # no span is the best answer
+    assert [b.text for b in context_box.find_elements(By.CSS_SELECTOR, ".badge")] == ["2"]
+    assert "[CLS]" in card.find_element(By.CSS_SELECTOR, ".window-note").text
+    assert console_errors(browser) == []
+
+
+def test_no_answer_checkbox_asks_the_real_service(browser, service_url, client):
+    """Ticked, the page shows what the API answers: "no answer" when the null wins, else the span with the
+    null score beneath it. Unticked, the option is sent off and no null score is shown."""
+    question = "What is the boiling point of mercury?"
+    asked = {"question": question, "context": CONTEXT, "top_k": 3, "handle_impossible_answer": True}
+    served = client.post("/v1/qa", json=asked).json()["results"][0]
+    open_page(browser, service_url, "qa")
+    type_into(browser, "qa-question", question)
+    type_into(browser, "qa-context", CONTEXT)
+    type_into(browser, "qa-top-k", "3")
+    browser.find_element(By.ID, "qa-impossible").click()
+    browser.find_element(By.ID, "qa-submit").click()
+    card = results(browser, ".qa-result")[0]
+    score = f"{served['no_answer_score']:.4f}"
+    if served["answers"][0]["text"] == "":
+        verdict = card.find_element(By.CSS_SELECTOR, ".no-answer").text
+        assert verdict.startswith(f"No answer in the context (score {score})")
+    else:
+        assert card.find_element(By.CSS_SELECTOR, ".answer-button").text == f"“{served['answers'][0]['text']}”"
+        assert f"“No answer” scored {score}" in card.find_element(By.CSS_SELECTOR, ".null-note").text
+    assert len(card.find_elements(By.CSS_SELECTOR, ".answer-item")) == len(served["answers"])
+
+    browser.find_element(By.ID, "qa-impossible").click()  # off again
+    browser.find_element(By.ID, "qa-submit").click()
+    WebDriverWait(browser, WAIT_S).until(lambda b: not b.find_elements(By.CSS_SELECTOR, ".null-note, .no-answer"))
+    assert results(browser, ".qa-result .answer-button")
+    browser.find_element(By.ID, "qa-curl").click()  # the request just sent
+    assert '"handle_impossible_answer":false' in browser.find_element(By.ID, "qa-curl-text").text
+    assert console_errors(browser) == []
+
+
 def test_invalid_input_shows_the_error_next_to_the_field(browser, service_url, client):
     refusal = client.post("/v1/sentiment", json={"text": "", "return_attention": True}).json()["error"]
     open_page(browser, service_url)
@@ -368,9 +433,8 @@ def test_keyboard_alone_reaches_every_control_and_sends(browser, service_url):
     reached = tab_through()
     missed = {probe: name for probe, name in visible_controls().items() if probe not in reached}
     assert missed == {}
-    assert {"qa-question", "qa-context", "qa-top-k", "qa-submit", "qa-curl", "qa-layer", "answer-button"} <= set(
-        visible_controls().values()
-    )
+    assert {"qa-question", "qa-context", "qa-top-k", "qa-impossible", "qa-submit", "qa-curl", "qa-layer",
+            "answer-button"} <= set(visible_controls().values())  # fmt: skip
     assert console_errors(browser) == []
 
 
