@@ -7,7 +7,8 @@ run before a later one's: under load, early requests finish early instead of all
 
 One worker thread runs the batches (the model is not re-entrant, and the event loop stays free to accept and
 refuse requests meanwhile). The queue knows how much work waits in it and how fast batches go, so it can say
-how long a new request would wait: the admission check refuses by that, not by a fixed count.
+how long a new request would wait: the admission check refuses by that, not by a fixed count (and under what
+limit: service/admission.py).
 Knows nothing of Ray, HTTP or tensors.
 """
 
@@ -139,6 +140,7 @@ class Batcher(Generic[J, Out]):
         self._queue: deque[_Slot[J, Out]] = deque()
         self._queued_tokens = 0
         self._running_tokens = 0
+        self._running_since = 0.0
         self._arrived = asyncio.Event()
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         self.cost = BatchCost(tokens_per_s)  # fitted to the batches run
@@ -157,13 +159,21 @@ class Batcher(Generic[J, Out]):
         return self._executor
 
     def expected_wait_s(self) -> float:
-        """How long a job queued now would wait before it starts: the work queued, the work of requests admitted
-        but still being read and tokenized (at the size requests have had lately), at the fitted batch cost."""
+        """How long a job queued now would wait before it starts: what is left of the batch on the model, the work
+        queued, the work of requests admitted but still being read and tokenized (at the size requests have had
+        lately), at the fitted batch cost.
+
+        What is left, not the running batch's whole cost: counted whole, a batch as long as the limit shuts
+        admission for its whole run, the next batch starts (nearly) empty, and the wait seen by admission jumps
+        at every batch instead of standing where the queue stands (service/admission.py reads it as a signal)."""
         on_the_way = max(0, self._announced - self._submitted)
         jobs = len(self._queue) + on_the_way * self._request_size.jobs
         tokens = self._queued_tokens + on_the_way * self._request_size.tokens
         batches = max(math.ceil(jobs / self.limits.max_batch_size), math.ceil(tokens / self.limits.token_budget))
-        running = self.cost.seconds(self._running_tokens, 1) if self._running_tokens else 0.0
+        running = 0.0
+        if self._running_tokens:
+            elapsed = time.perf_counter() - self._running_since
+            running = max(0.0, self.cost.seconds(self._running_tokens, 1) - elapsed)
         return running + self.cost.seconds(tokens, batches)
 
     def announce(self) -> None:
@@ -260,7 +270,7 @@ class Batcher(Generic[J, Out]):
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Slot[J, Out]]) -> None:
         tokens = sum(slot.job.tokens for slot in batch)
         self._running_tokens = tokens
-        began = time.perf_counter()
+        began = self._running_since = time.perf_counter()
         for slot in batch:
             slot.started = began
         try:

@@ -99,6 +99,12 @@ class ModelMetrics:
             description="requests that asked for attention maps, by task",
             tag_keys=("task",),
         )
+        self.wait_limit = metrics.Gauge(
+            "attention_serve_queue_wait_limit_seconds",
+            description="the wait admission control admits requests under now: max_queue_wait_s, or "
+            "overload_queue_wait_s while the replica's queue stands (sustained overload)",
+            tag_keys=("task",),
+        )
         self.info = metrics.Gauge(
             "attention_serve_model_info",
             description="1 for the model a replica serves",
@@ -114,6 +120,9 @@ class ModelMetrics:
     def set_model(self, model_id: str, version: str, precision: str, serving: bool = True) -> None:
         tags = {**self.tags, "model_id": model_id, "version": version, "precision": precision}
         self.info.set(1 if serving else 0, tags=tags)
+
+    def set_wait_limit(self, seconds: float) -> None:
+        self.wait_limit.set(seconds, tags=self.tags)
 
     def batch_started(self, size: int, waited_s: list[float]) -> None:
         """One batch of `size` jobs (texts or QA windows) left the queue; each job waited as long as given."""

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from service.admission import WaitLimit
 from service.batcher import Batcher, BatchLimits, BatchReport, Timing
 from service.engine.decode import Candidate, WindowCandidates
 from service.engine.engine import (
@@ -55,6 +56,8 @@ class _Worker(Generic[E, J, Out]):
         self.batcher: Batcher[J, Out] = Batcher(
             self._run, self._limits(self.batching), on_batch=self._on_batch, tokens_per_s=self._initial_speed()
         )
+        self.wait_limit = WaitLimit()
+        self.metrics.set_wait_limit(self.batching.max_queue_wait_s)
 
     def _initial_speed(self) -> float:
         """Until batches have been timed, admission control assumes the speed measured at load."""
@@ -101,6 +104,16 @@ class _Worker(Generic[E, J, Out]):
             self.engine.config = self._engine_config(batching)
         self.batcher.limits = self._limits(batching)
         self.batching = batching
+        self.metrics.set_wait_limit(self.wait_limit.limit_s(batching))
+
+    def admission_limit(self, wait_s: float) -> float:
+        """The wait limit a request that would wait `wait_s` is admitted under (service/admission.py); the gauge
+        follows each change, so a dashboard shows when and how long the replica was overloaded."""
+        before = self.wait_limit.overloaded
+        limit = self.wait_limit.judge(wait_s, self.batching)
+        if self.wait_limit.overloaded != before:
+            self.metrics.set_wait_limit(limit)
+        return limit
 
     def _on_batch(self, report: BatchReport, waited_s: list[float]) -> None:
         self.batch_sizes[report.jobs] += 1
@@ -119,8 +132,9 @@ class _Worker(Generic[E, J, Out]):
     async def ping(self) -> None:
         """A tiny forward pass on the model thread: the model still answers (health and readiness)."""
         await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self._smoke)
-        # Ray drops gauge values that are not recorded again for a while; the health check renews it.
+        # Ray drops gauge values that are not recorded again for a while; the health check renews them.
         self.metrics.set_model(self.engine.info.model_id, self.engine.info.version, self.engine.precision)
+        self.metrics.set_wait_limit(self.wait_limit.limit_s(self.batching))
 
     def model_ref(self) -> ModelRef:
         return ModelRef(id=self.engine.info.model_id, version=self.engine.info.version)

@@ -58,19 +58,23 @@ def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
 
 
 class QueueAdmission:
-    """Refuse a task request when the work queued ahead of it would make it wait past the task's
-    max_queue_wait_s: the accepted requests' latency stays bounded, however many more arrive. It also tells the
-    batch queue how many admitted requests are still on their way to it (reading, parsing, tokenizing), so a batch
-    waits for company only when company is coming."""
+    """Refuse a task request when the work queued ahead of it would make it wait past the task's limit:
+    max_queue_wait_s, or overload_queue_wait_s while the queue stands (service/admission.py). The accepted
+    requests' latency stays bounded, however many more arrive. It also tells the batch queue how many admitted
+    requests are still on their way to it (reading, parsing, tokenizing), so a batch waits for company only when
+    company is coming."""
 
     def __init__(self, worker: Callable[[], SentimentWorker | QAWorker]) -> None:
         self._worker = worker
 
     def admit(self) -> ApiError | None:
         worker = self._worker()
-        wait, limit = worker.batcher.expected_wait_s(), worker.batching.max_queue_wait_s
+        wait = worker.batcher.expected_wait_s()
+        limit = worker.admission_limit(wait)
         if wait > limit:
-            return Overloaded(f"about {wait:.1f} s of work is queued on this replica (limit {limit:g} s); retry later")
+            normal = worker.batching.max_queue_wait_s
+            why = f"limit {limit:g} s" if limit == normal else f"limit {limit:g} s while overloaded, else {normal:g} s"
+            return Overloaded(f"about {wait:.2f} s of work is queued on this replica ({why}); retry later")
         worker.batcher.announce()
         return None
 

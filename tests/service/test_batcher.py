@@ -199,3 +199,23 @@ def test_admitted_requests_still_on_their_way_count_in_the_wait():
     empty, with_five_coming = run(main())
     assert empty == 0
     assert with_five_coming > 0.1  # five requests of about the recent size (~40 tokens at ~1 ms a token) are coming
+
+
+def test_the_wait_counts_what_is_left_of_the_running_batch():
+    """Counted whole, a batch would shut admission under a tight limit for all its run (then the next batch starts
+    nearly empty): the wait a new request sees falls as the batch on the model runs."""
+
+    async def main():
+        batcher = Batcher(Recorder(seconds=0.5), BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0),
+                          tokens_per_s=1000)  # fmt: skip
+        pending = asyncio.ensure_future(batcher.submit([Job("x", 300)]))  # 0.3 s at the assumed speed
+        await asyncio.sleep(0.02)
+        early = batcher.expected_wait_s()
+        await asyncio.sleep(0.15)
+        later = batcher.expected_wait_s()
+        await pending
+        return early, later
+
+    early, later = run(main())
+    assert 0 < early < 0.3
+    assert later <= early - 0.1

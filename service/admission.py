@@ -1,0 +1,98 @@
+"""The wait limit a task request is admitted under: generous at normal load, tight while a flood lasts.
+
+Why not one fixed limit: a limit low enough to keep the accepted requests' latency near the machine's under a
+flood (3x capacity) refuses requests in the busy moments of normal load, where a few big requests briefly queue a
+second or more of work; one high enough for those lets every request wait that long under a flood.
+
+What tells them apart, after CoDel (Nichols and Jacobson, "Controlling Queue Delay", 2012): a burst's queue
+drains, a flood's stands. Each admission decision is a sample of the wait a request would see. The queue stands
+when, for a whole interval, every request found at least the target wait and requests kept coming: at least
+MIN_REQUESTS in the interval, half of them in each half of it. Without that, a minimum over a handful of samples
+(a few requests behind one big one) or over one burst of them (60 requests at once, then quiet) would pass for a
+flood. A flood of fewer, bigger requests does not bring that many in one interval; it shows when the queue,
+having stood at the target for at least an interval and MIN_REQUESTS requests, reaches the generous limit
+itself, so that counts as well. While the queue stands, the tight limit applies; it holds until no request has
+found more than the tight limit for CALM_INTERVALS intervals. Under a flood the tight limit refuses requests
+every few milliseconds, so a long calm means the flood is over, while a short one (a client that stalled, then
+sends its backlog at once) must not open the generous limit to a flood that is still coming.
+
+Knows nothing of HTTP or the batch queue: it is given waits, the live settings and a clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable
+
+from service.settings import BatchSettings
+
+MIN_REQUESTS = 10  # within the last interval, half in each half of it, for its minimum to say the queue stood
+CALM_INTERVALS = 10  # intervals without a request over the tight limit before the generous limit is back
+
+
+class WaitLimit:
+    """One task replica's admission limit, judged anew at every admission decision."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        self._standing_since: float | None = None  # first request of the current run that found the target
+        self._recent: deque[float] = deque()  # when the run's requests within the last interval came
+        self._run_requests = 0  # requests in the run so far
+        self._overloaded = False
+        self._last_over = 0.0  # while overloaded: when a request last found more than the tight limit
+
+    @property
+    def overloaded(self) -> bool:
+        return self._overloaded
+
+    def limit_s(self, settings: BatchSettings) -> float:
+        """The limit in force now."""
+        if self._overloaded and settings.overload_queue_wait_s is not None:
+            return settings.overload_queue_wait_s
+        return settings.max_queue_wait_s
+
+    def judge(self, wait_s: float, settings: BatchSettings) -> float:
+        """Record that a request would wait `wait_s` now, and return the limit it is to be admitted under."""
+        if settings.overload_queue_wait_s is None:  # off, perhaps turned off live: forget what was seen
+            self._overloaded = False
+            self._forget_run()
+            return settings.max_queue_wait_s
+        now = self._clock()
+        if self._overloaded:
+            if wait_s > settings.overload_queue_wait_s:
+                self._last_over = now
+            elif now - self._last_over >= CALM_INTERVALS * settings.overload_interval_s:
+                self._overloaded = False
+        elif self._standing(now, wait_s, settings):
+            self._overloaded, self._last_over = True, now
+            self._forget_run()
+        return self.limit_s(settings)
+
+    def _standing(self, now: float, wait_s: float, settings: BatchSettings) -> bool:
+        """Whether, with this request, the queue has stood at the target for a whole interval."""
+        if wait_s < settings.overload_target_s:
+            self._forget_run()
+            return False
+        interval = settings.overload_interval_s
+        if self._standing_since is None:
+            self._standing_since = now
+        self._recent.append(now)
+        self._run_requests += 1
+        while self._recent[0] < now - interval:
+            self._recent.popleft()
+        if now - self._standing_since < interval:
+            return False
+        if wait_s > settings.max_queue_wait_s and self._run_requests >= MIN_REQUESTS:
+            return True  # the generous limit refuses: the queue stood and still grows
+        earlier, middle = 0, now - interval / 2
+        for t in self._recent:  # in order of arrival
+            if t >= middle:
+                break
+            earlier += 1
+        return min(earlier, len(self._recent) - earlier) >= MIN_REQUESTS // 2
+
+    def _forget_run(self) -> None:
+        self._standing_since = None
+        self._recent.clear()
+        self._run_requests = 0

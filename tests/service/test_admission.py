@@ -1,0 +1,179 @@
+"""The admission limit, alone, on a fake clock: generous for bursts, tight while a flood's queue stands."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import pytest
+from pydantic import ValidationError
+
+from service.admission import CALM_INTERVALS, MIN_REQUESTS, WaitLimit
+from service.http.errors import Overloaded
+from service.http.routes import QueueAdmission
+from service.settings import BatchSettings, Settings
+
+SETTINGS = BatchSettings(
+    max_queue_wait_s=2.0, overload_queue_wait_s=0.25, overload_target_s=0.4, overload_interval_s=0.1
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def judged(limit: WaitLimit, clock: Clock, arrivals: list[tuple[float, float]], settings=SETTINGS) -> list[float]:
+    """The limit each request is judged under: arrivals are (seconds from now, the wait it would see)."""
+    start, limits = clock.now, []
+    for at, wait in arrivals:
+        clock.now = start + at
+        limits.append(limit.judge(wait, settings))
+    return limits
+
+
+def flood(seconds: float, per_s: float, wait: float, after: float = 0.0) -> list[tuple[float, float]]:
+    return [(after + i / per_s, wait) for i in range(int(seconds * per_s))]
+
+
+def test_a_standing_queue_tightens_the_limit():
+    """Three times a sentiment replica's capacity (~65 requests/s), all finding 0.6 s queued: after an interval."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    limits = judged(limit, clock, flood(0.5, 195, 0.6))
+    first_tight = limits.index(0.25)
+    assert 0.1 <= first_tight / 195 < 0.15, "tight once the queue has stood for the 0.1 s interval, not before"
+    assert set(limits[first_tight:]) == {0.25} and limit.overloaded
+
+
+def test_a_burst_that_drains_keeps_the_generous_limit():
+    """60 requests at once find a growing queue; then normal load finds it draining, then drained."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    burst = [(i * 0.0005, 0.05 * i) for i in range(60)]  # up to 3 s queued within 30 ms
+    draining = [(0.03 + i * 0.05, max(0.0, 2.0 - 0.015 * i)) for i in range(150)]  # 20 requests/s for 7.5 s
+    limits = judged(limit, clock, burst + draining)
+    assert set(limits) == {2.0} and not limit.overloaded
+
+
+def test_a_few_requests_behind_big_ones_are_no_flood():
+    """Normal mixed load: a handful of requests a second, some behind a long text, for a minute."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    limits = judged(limit, clock, [(i * 0.2, 1.5 if i % 10 < 6 else 0.1) for i in range(300)])
+    assert set(limits) == {2.0}
+
+
+def test_requests_must_keep_coming_through_the_interval():
+    """A queue above the target seen by one clump of requests: the minimum over it says nothing of the rest."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    clump = [(i * 0.001, 0.6) for i in range(30)]  # 30 requests in 30 ms
+    stragglers = [(0.05 + i * 0.04, 0.6) for i in range(10)]  # then 25 a second, still finding 0.6 s
+    assert set(judged(limit, clock, clump + stragglers)) == {2.0}
+
+
+def test_a_flood_of_big_requests_tightens_once_the_generous_limit_refuses():
+    """Too few requests in an interval to count as a flood, but the queue stood and grew to the generous limit."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    rising = [(i * 0.05, 0.5 + 0.1 * i) for i in range(MIN_REQUESTS + 8)]  # 20 requests/s, the queue growing
+    limits = judged(limit, clock, rising)
+    refused = next(i for i, (_, wait) in enumerate(rising) if wait > 2.0)
+    assert limits[:refused] == [2.0] * refused
+    assert limits[refused] == 0.25 and limit.overloaded
+
+
+def test_one_big_request_reaching_the_generous_limit_is_no_flood():
+    """A few requests find a queue that one huge request made: refused past 2 s, but the limit stays generous."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    limits = judged(limit, clock, [(0.0, 0.1), (0.2, 2.5), (0.35, 2.3), (0.6, 2.1), (0.7, 1.9), (1.5, 1.1)])
+    assert set(limits) == {2.0}
+
+
+def test_the_generous_limit_comes_back_after_a_calm():
+    clock = Clock()
+    limit = WaitLimit(clock)
+    judged(limit, clock, flood(0.5, 195, 0.6))
+    assert limit.overloaded
+    calm_s = CALM_INTERVALS * SETTINGS.overload_interval_s
+    # The flood stops: requests now find the queue within the tight limit.
+    after = judged(limit, clock, [(i * 0.05, 0.1) for i in range(1, int(calm_s / 0.05) + 3)])
+    assert after[0] == 0.25, "one calm request is not the end of a flood"
+    assert after[-1] == 2.0 and not limit.overloaded
+
+
+def test_a_short_pause_in_the_flood_keeps_the_limit_tight():
+    """A client that stalls for half a second and then sends its backlog at once must meet the tight limit."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    judged(limit, clock, flood(0.5, 195, 0.6))
+    limits = judged(limit, clock, [(0.5, 0.0)] + flood(0.2, 1000, 0.9, after=0.5))
+    assert set(limits) == {0.25}
+
+
+def test_each_request_over_the_tight_limit_restarts_the_calm():
+    clock = Clock()
+    limit = WaitLimit(clock)
+    judged(limit, clock, flood(0.5, 195, 0.6))
+    # Every 0.5 s a request still finds more than the tight limit: never a whole second of calm.
+    limits = judged(limit, clock, [(i * 0.1, 0.3 if i % 5 == 4 else 0.1) for i in range(1, 60)])
+    assert set(limits) == {0.25}
+
+
+def test_off_means_the_generous_limit_always_and_turning_it_off_live_resets():
+    clock = Clock()
+    limit = WaitLimit(clock)
+    off = BatchSettings(max_queue_wait_s=2.0)
+    assert set(judged(limit, clock, flood(0.5, 195, 0.6), off)) == {2.0}
+    judged(limit, clock, flood(0.5, 195, 0.6))
+    assert limit.overloaded
+    assert limit.judge(0.6, off) == 2.0 and not limit.overloaded
+
+
+def test_the_interval_is_live():
+    """A longer interval (user_config) needs the queue to stand longer before the limit tightens."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    slow = SETTINGS.model_copy(update={"overload_interval_s": 0.4})
+    limits = judged(limit, clock, flood(0.6, 195, 0.6), slow)
+    assert limits.index(0.25) / 195 >= 0.4
+
+
+def test_the_overload_limit_must_be_the_tighter_one():
+    with pytest.raises(ValidationError, match="must not exceed"):
+        BatchSettings(max_queue_wait_s=0.5, overload_queue_wait_s=1.0)
+    assert Settings().sentiment.batching.overload_queue_wait_s == 0.25
+    assert Settings().qa.batching.overload_queue_wait_s is None  # not measured for QA: off
+
+
+class FakeBatcher:
+    def __init__(self, wait: float) -> None:
+        self.wait, self.announced = wait, 0
+
+    def expected_wait_s(self) -> float:
+        return self.wait
+
+    def announce(self) -> None:
+        self.announced += 1
+
+
+def test_queue_admission_refuses_under_the_limit_in_force_and_says_which():
+    clock = Clock()
+    limit = WaitLimit(clock)
+    worker = SimpleNamespace(batcher=FakeBatcher(0.6), batching=SETTINGS)
+    worker.admission_limit = lambda wait: limit.judge(wait, SETTINGS)
+    admission = QueueAdmission(lambda: worker)
+    assert admission.admit() is None and worker.batcher.announced == 1  # 0.6 s is within the generous 2 s
+    for _ in range(MIN_REQUESTS * 3):  # a flood: the queue stands at 0.6 s
+        clock.now += 0.005
+        refusal = admission.admit()
+    assert isinstance(refusal, Overloaded)
+    assert "limit 0.25 s while overloaded, else 2 s" in refusal.message
+    worker.batcher.wait = 3.0
+    limit.judge(0.0, BatchSettings(max_queue_wait_s=2.0))  # turned off: the generous limit, said plainly
+    worker.admission_limit = lambda wait: limit.judge(wait, BatchSettings(max_queue_wait_s=2.0))
+    assert "(limit 2 s)" in admission.admit().message
