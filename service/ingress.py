@@ -52,8 +52,12 @@ class _TaskIngress:
         return Edge.for_replica(self.settings, QueueAdmission(lambda: self.worker))
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
-        """Serve calls this with the deployment's user_config: batching at once, precision by reloading."""
-        batching = BatchSettings.model_validate(user_config)
+        """Serve calls this with the deployment's user_config: batching at once, precision by reloading.
+
+        A partial user_config changes only the fields it names; the others keep this task's settings."""
+        batching = BatchSettings.model_validate(
+            {**getattr(self.settings, self.task).batching.model_dump(), **user_config}
+        )
         if self._worker is None:
             self._worker = self._load(batching)
         else:
@@ -69,7 +73,7 @@ class _TaskIngress:
 
     def describe(self) -> ModelInfo:
         """What this replica serves (the front's /v1/models asks through a handle)."""
-        return self.worker.describe()
+        return self.worker.describe(self.settings.path_prefix)
 
     def stats(self) -> dict[str, Any]:
         """Which replica this is and the sizes of the batches it has run (for operators and tests)."""
@@ -147,7 +151,7 @@ class Front:
         app = api_app(
             self.settings,
             Edge.for_replica(self.settings),
-            front_router(self.models, self.readiness),
+            front_router(self.models, self.readiness, self.settings.model_card_file()),
             explorer_router(),
         )
         # The docs describe the whole API: the task routes are served by their own applications, and

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.app import TASK_APPS, application_names, serve_applications
-from service.settings import BatchSettings
+from service.settings import TASK_BATCHING, BatchSettings
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 DEFAULT_METRICS_PORT = 8080
@@ -174,7 +174,8 @@ def scaled_config(
 def batching_config(current: dict, task: str, path_prefix: str = "", **changes: Any) -> dict:
     """The live Serve config with fields of one task's user_config (batching, precision) changed."""
     config, deployment = _edited(current, task, path_prefix)
-    deployment["user_config"] = {**BatchSettings().model_dump(), **(deployment.get("user_config") or {}), **changes}
+    defaults = BatchSettings(**TASK_BATCHING[task]).model_dump()
+    deployment["user_config"] = {**defaults, **(deployment.get("user_config") or {}), **changes}
     return config
 
 

@@ -18,6 +18,9 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
+# The model card beside the sources (a checkout, an editable install); an installed package has none, so the
+# image copies it elsewhere and sets model_card (ATTENTION_SERVE_MODEL_CARD, in the Dockerfile).
+SOURCE_MODEL_CARD = Path(__file__).resolve().parent.parent / "docs" / "models.md"
 
 
 def default_model_dir(task: str) -> Path:
@@ -87,6 +90,24 @@ class DeploymentSettings(BaseModel):
         return self
 
 
+# Each task's own batching defaults. A partial override (ATTENTION_SERVE_QA__MIN_REPLICAS=4, or `qa: {batching:
+# {max_batch_size: 16}}` in a config) is merged over them, field by field, instead of replacing the task's whole
+# settings with the generic class defaults.
+TASK_BATCHING: dict[str, dict] = {
+    "sentiment": {"max_queue_wait_s": 2.0, "overload_queue_wait_s": 0.25},
+    "qa": {"max_queue_wait_s": 5.0},
+}
+
+
+def _merged(defaults: dict, given: dict) -> dict:
+    merged = dict(defaults)
+    for key, value in given.items():
+        merged[key] = (
+            _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
+        )
+    return merged
+
+
 class Settings(BaseSettings):
     """The service's configuration: model placement, input limits, timeouts."""
 
@@ -95,14 +116,14 @@ class Settings(BaseSettings):
     # Sentiment: 2 s for the bursts of normal load (1 s refused 24 requests of a 30-minute soak at ~70 % of
     # capacity), 0.25 s under a flood (0.25 s queued plus about 0.45 s of batch and HTTP time, against a p99 of
     # 0.42-0.53 s at capacity: docs/reliability.md). QA's overload limit is not measured: off.
-    sentiment: DeploymentSettings = DeploymentSettings(
-        batching=BatchSettings(max_queue_wait_s=2.0, overload_queue_wait_s=0.25)
-    )
-    qa: DeploymentSettings = DeploymentSettings(batching=BatchSettings(max_queue_wait_s=5.0))
+    sentiment: DeploymentSettings = DeploymentSettings(batching=BatchSettings(**TASK_BATCHING["sentiment"]))
+    qa: DeploymentSettings = DeploymentSettings(batching=BatchSettings(**TASK_BATCHING["qa"]))
 
     # Where the API is mounted: "" serves /v1/sentiment; "/tight" serves /tight/v1/sentiment (several deployments
     # of the service on one Serve instance). Application names follow it (see service.app.application_names).
     path_prefix: str = Field("", pattern=r"^(/[A-Za-z0-9_-]+)*$", description="URL prefix of every route")
+
+    model_card: Path | None = Field(None, description="the file GET /v1/models/card serves; None: docs/models.md")
 
     # Request limits, checked by the routes before anything is queued.
     max_items_per_request: int = Field(64, ge=1, le=1024)
@@ -132,6 +153,15 @@ class Settings(BaseSettings):
     # Or the path of a file holding it: a Docker secret or a mounted Kubernetes Secret (ATTENTION_SERVE_API_KEY_FILE).
     api_key_file: Path | None = Field(None, description="file with the API key; read once at start-up")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _task_defaults_under_overrides(cls, data: object) -> object:
+        if isinstance(data, dict):
+            for task, batching in TASK_BATCHING.items():
+                if isinstance(data.get(task), dict):
+                    data[task] = _merged({"batching": batching}, data[task])
+        return data
+
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:
         if self.api_key_file is not None:
@@ -152,6 +182,9 @@ class Settings(BaseSettings):
         if self.api_key is not None:
             dumped["api_key"] = self.api_key.get_secret_value()
         return dumped
+
+    def model_card_file(self) -> Path:
+        return self.model_card or SOURCE_MODEL_CARD
 
     def model_dir(self, task: Literal["sentiment", "qa"]) -> Path:
         chosen = getattr(self, task).model_dir

@@ -1,0 +1,33 @@
+"""Settings: a partial override keeps a task's own defaults (no Ray needed)."""
+
+from __future__ import annotations
+
+from service.ops import batching_config
+from service.settings import TASK_BATCHING, Settings
+
+
+def test_an_environment_override_of_one_field_keeps_the_tasks_batching(monkeypatch):
+    monkeypatch.setenv("ATTENTION_SERVE_QA__MIN_REPLICAS", "3")
+    monkeypatch.setenv("ATTENTION_SERVE_SENTIMENT__BATCHING__OVERLOAD_TARGET_S", "0.3")
+    settings = Settings()
+    assert settings.qa.min_replicas == 3
+    assert settings.qa.batching.max_queue_wait_s == TASK_BATCHING["qa"]["max_queue_wait_s"]
+    assert settings.sentiment.batching.overload_target_s == 0.3
+    assert settings.sentiment.batching.max_queue_wait_s == TASK_BATCHING["sentiment"]["max_queue_wait_s"]
+    assert settings.sentiment.batching.overload_queue_wait_s == TASK_BATCHING["sentiment"]["overload_queue_wait_s"]
+
+
+def test_a_config_override_of_one_batching_field_keeps_the_others():
+    settings = Settings(qa={"batching": {"max_batch_size": 8}}, sentiment={"threads": 2})
+    assert settings.qa.batching.max_batch_size == 8
+    assert settings.qa.batching.max_queue_wait_s == TASK_BATCHING["qa"]["max_queue_wait_s"]
+    assert settings.sentiment.threads == 2
+    assert settings.sentiment.batching.overload_queue_wait_s == TASK_BATCHING["sentiment"]["overload_queue_wait_s"]
+
+
+def test_a_live_batching_change_starts_from_the_tasks_defaults():
+    app = {"name": "attention-serve-qa", "route_prefix": "/v1/qa", "deployments": [{"name": "QAIngress"}]}
+    config = batching_config({"applications": [app]}, "qa", max_batch_size=4)
+    user_config = config["applications"][0]["deployments"][0]["user_config"]
+    assert user_config["max_batch_size"] == 4
+    assert user_config["max_queue_wait_s"] == TASK_BATCHING["qa"]["max_queue_wait_s"]
