@@ -2,6 +2,11 @@
 
 python -m service.training.eval sentiment --data ../shared/data/sst2/dev.tsv
 python -m service.training.eval qa --data ../shared/data/squad/dev-v1.1.json [--precision fp32]
+python -m service.training.eval no-answer --data ../shared/data/squad/train-v1.1.rebuilt.json --held-out 12
+
+`no-answer` measures `handle_impossible_answer` on training articles held out from training (the dev set
+is never used to tune it): each held-out question once with its own paragraph, once with another paragraph
+of its article that does not contain the answer.
 """
 
 from __future__ import annotations
@@ -60,26 +65,63 @@ def evaluate_sentiment(engine: SentimentEngine, rows: Sequence[LabelledText], ch
     return {"accuracy": 100 * correct / len(rows), "examples_per_s": len(rows) / seconds, "n": len(rows)}
 
 
-def evaluate_qa(engine: QAEngine, questions: Sequence[SquadQuestion], chunk: int = 64) -> dict[str, float]:
+def predict_qa(
+    engine: QAEngine, questions: Sequence[SquadQuestion], handle_impossible_answer: bool = False, chunk: int = 64
+) -> list[str]:
+    """The best answer's text per question ("" for the empty answer)."""
     predictions = []
-    began = time.perf_counter()
     for i in range(0, len(questions), chunk):
         part = questions[i : i + chunk]
         items = [engine.encode(q.question, q.context, max_question_len=256) for q in part]
-        for result in engine.answer(items).results:
+        flags = [handle_impossible_answer] * len(part)
+        for result in engine.answer(items, handle_impossible_answer=flags).results:
             predictions.append(result.answers[0].text if result.answers else "")
+    return predictions
+
+
+def evaluate_qa(engine: QAEngine, questions: Sequence[SquadQuestion], chunk: int = 64) -> dict[str, float]:
+    began = time.perf_counter()
+    predictions = predict_qa(engine, questions, chunk=chunk)
     seconds = time.perf_counter() - began
     return {**squad_scores(predictions, questions), "examples_per_s": len(questions) / seconds, "n": len(questions)}
 
 
+def evaluate_no_answer(
+    engine: QAEngine, answerable: Sequence[SquadQuestion], unanswerable: Sequence[SquadQuestion]
+) -> dict[str, float]:
+    """How well the null score separates: answerable F1 with the option off and on, and how often each kind
+    of question gets the empty answer with the option on."""
+    off = squad_scores(predict_qa(engine, answerable), answerable)
+    on_answerable = predict_qa(engine, answerable, handle_impossible_answer=True)
+    on_unanswerable = predict_qa(engine, unanswerable, handle_impossible_answer=True)
+    return {
+        "answerable_f1_off": off["f1"],
+        "answerable_f1_on": squad_scores(on_answerable, answerable)["f1"],
+        "answerable_said_no_answer": 100 * sum(p == "" for p in on_answerable) / len(answerable),
+        "unanswerable_said_no_answer": 100 * sum(p == "" for p in on_unanswerable) / len(unanswerable),
+        "n_answerable": len(answerable),
+        "n_unanswerable": len(unanswerable),
+    }
+
+
+def held_out_articles(questions: Sequence[SquadQuestion], n: int) -> list[SquadQuestion]:
+    """The last n articles of a training file: the slice `service.training.train` holds out by default."""
+    titles = list(dict.fromkeys(q.title for q in questions))
+    kept = set(titles[-n:]) if n else set()
+    return [q for q in questions if q.title in kept]
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("task", choices=["sentiment", "qa"])
+    parser.add_argument("task", choices=["sentiment", "qa", "no-answer"])
     parser.add_argument("--data", required=True, type=Path, help="SST-2 dev.tsv or SQuAD dev-v1.1.json")
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped one)")
     parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--held-out", type=int, default=12, help="no-answer: last N articles of a training file")
     args = parser.parse_args(argv)
+    if args.task == "no-answer":
+        return _no_answer_report(args)
     model_dir = args.model or default_model_dir(args.task)
     precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
     for precision in precisions:
@@ -96,6 +138,26 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"qa {precision}: exact match {scores['exact_match']:.2f}  F1 {scores['f1']:.2f} on {scores['n']} "
                 f"questions ({scores['examples_per_s']:.1f} questions/s) model={model_dir}"
             )
+
+
+def _no_answer_report(args: argparse.Namespace) -> None:
+    # Imported here: the pairing lives with the training examples (the same rule makes the training pairs).
+    import random
+
+    from service.training.examples import unanswerable_pairs
+
+    answerable = held_out_articles(read_squad(args.data), args.held_out)
+    unanswerable = unanswerable_pairs(answerable, 1.0, random.Random(7))
+    model_dir = args.model or default_model_dir("qa")
+    precision = "fp32" if args.precision == "both" else args.precision
+    engine = QAEngine(model_dir, EngineConfig(precision=precision, threads=args.threads))
+    scores = evaluate_no_answer(engine, answerable, unanswerable)
+    print(
+        f"no-answer {precision} on the last {args.held_out} articles of {args.data.name}: "
+        f"answerable F1 {scores['answerable_f1_off']:.2f} (option off) / {scores['answerable_f1_on']:.2f} (on); "
+        f"empty answer for {scores['unanswerable_said_no_answer']:.1f}% of {scores['n_unanswerable']} unanswerable "
+        f"and {scores['answerable_said_no_answer']:.1f}% of {scores['n_answerable']} answerable questions"
+    )
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ def sentiment_examples(tokenizer: TextTokenizer, rows: Sequence[LabelledText]) -
     return [Example(np.asarray(tokenizer.encode_text(r.text).ids, np.int32), None, (r.label,)) for r in rows]
 
 
-def _span_target(context_offsets: list, start_char: int, end_char: int) -> tuple[int, int]:
+def span_target(context_offsets: list, start_char: int, end_char: int) -> tuple[int, int]:
     """The window's first and last token of the answer, or NO_ANSWER when the window does not hold all of it."""
     tokens = [(t, o) for t, o in enumerate(context_offsets) if o is not None]
     if not (tokens[0][1][0] <= start_char and end_char <= tokens[-1][1][1]):
@@ -56,7 +56,7 @@ def qa_examples(
         end_char = start_char + len(q.answers[0])
         qa_input = tokenizer.encode_qa(q.question, q.context, max_seq_len, doc_stride, max_question_len=256)
         for window in qa_input.windows:
-            target = _span_target(window.context_offsets, start_char, end_char)
+            target = span_target(window.context_offsets, start_char, end_char)
             examples.append(_window_example(window, target))
     return examples
 
