@@ -70,11 +70,14 @@ CMD ["-f", "/app/loadtests/locustfile.py"]
 
 FROM base AS service
 COPY deploy/serve_config.yaml /app/deploy/serve_config.yaml
+# The model card GET /v1/models/card serves: the installed package has no docs/ beside it, so the setting points here.
+COPY docs/models.md /app/docs/models.md
 COPY --chmod=0755 deploy/docker/entrypoint.sh /usr/local/bin/attention-serve-entrypoint
 USER 1000:1000
 # HEALTHCHECK_URL: the front's liveness route (application attention-serve at /). A worker node serves no app of its
 # own: docker-compose.yml points its check at the Ray node's health route instead.
 ENV SERVE_CONFIG=/app/deploy/serve_config.yaml \
+    ATTENTION_SERVE_MODEL_CARD=/app/docs/models.md \
     HEALTHCHECK_URL=http://127.0.0.1:8000/healthz
 # The HTTP proxy: Ray Serve's HAProxy ingress, exactly service.ops.PROXIES["haproxy"] (tests/deploy checks). Ray
 # reads these when it starts, and every Ray process (controller, replicas) inherits them from `ray start`, so they

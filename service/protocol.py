@@ -15,6 +15,12 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from service.engine.results import QAResult, SentimentResult
 
 NonEmptyList = Field(min_length=1)
+CARD_ROUTE = "/v1/models/card"  # the model card (docs/models.md), one section per model version
+
+
+def card_link(path_prefix: str, model_id: str, version: str) -> str:
+    """Where a model's section of the card is: the anchor names the version, so a retrained model needs its own."""
+    return f"{path_prefix}{CARD_ROUTE}#{model_id}-{version}"
 
 
 class _Request(BaseModel):
@@ -121,6 +127,10 @@ class ModelInfo(BaseModel):
     max_tokens: int
     labels: list[str] = []
     batching: Batching
+    card: str = Field(
+        description="this version's section of the model card (recipe, data, scores)",
+        examples=["/v1/models/card#minilm-l6-sentiment-20261125"],
+    )
 
 
 class ModelsResponse(BaseModel):

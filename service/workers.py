@@ -29,7 +29,7 @@ from service.engine.engine import (
 )
 from service.engine.tokenize import QAInput, TextInput
 from service.metrics import ModelMetrics
-from service.protocol import Batching, ModelInfo, ModelRef, PrecisionSpeeds
+from service.protocol import Batching, ModelInfo, ModelRef, PrecisionSpeeds, card_link
 from service.settings import BatchSettings, DeploymentSettings
 
 logger = logging.getLogger("ray.serve")
@@ -139,7 +139,8 @@ class _Worker(Generic[E, J, Out]):
     def model_ref(self) -> ModelRef:
         return ModelRef(id=self.engine.info.model_id, version=self.engine.info.version)
 
-    def describe(self) -> ModelInfo:
+    def describe(self, path_prefix: str = "") -> ModelInfo:
+        """What is loaded; `path_prefix` is the API's, for the link to the model card."""
         info, engine = self.engine.info, self.engine
         return ModelInfo(
             task=self.task,  # type: ignore[arg-type]
@@ -154,6 +155,7 @@ class _Worker(Generic[E, J, Out]):
             max_tokens=engine.tokenizer.max_tokens,
             labels=list(info.labels),
             batching=Batching(**self.batching.model_dump()),
+            card=card_link(path_prefix, info.model_id, info.version),
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 from fastapi import APIRouter, FastAPI, Response
@@ -26,13 +27,16 @@ from service.http.errors import (
     GatewayTimeout,
     InvalidInput,
     InvalidRequest,
+    NotFound,
     Overloaded,
     Unavailable,
     install_error_handlers,
 )
 from service.http.explorer import DOCS_LINK
 from service.protocol import (
+    CARD_ROUTE,
     ErrorDetail,
+    ErrorResponse,
     Health,
     ModelsResponse,
     QARequest,
@@ -40,7 +44,7 @@ from service.protocol import (
     SentimentRequest,
     SentimentResponse,
 )
-from service.settings import Settings
+from service.settings import SOURCE_MODEL_CARD, Settings
 from service.workers import QAWorker, SentimentWorker
 
 T = TypeVar("T")
@@ -199,13 +203,29 @@ Describe = Callable[[], Awaitable[ModelsResponse]]
 Ready = Callable[[], Awaitable[dict[str, str]]]
 
 
-def front_router(models: Describe, readiness: Ready) -> APIRouter:
+CARD_RESPONSES: dict[int | str, dict] = {
+    200: {"content": {"text/markdown": {"schema": {"type": "string"}}}, "description": "The model card (Markdown)"},
+    404: {"model": ErrorResponse, "description": "No model card where the service looks (the message says where)"},
+}
+
+
+def front_router(models: Describe, readiness: Ready, card_file: Path = SOURCE_MODEL_CARD) -> APIRouter:
     """Liveness, readiness and what is loaded: served beside the task applications, asking them."""
     router = APIRouter()
 
     @router.get("/v1/models", response_model=ModelsResponse)
     async def models_route() -> ModelsResponse:
         return await models()
+
+    @router.get(CARD_ROUTE, response_class=Response, responses=CARD_RESPONSES)
+    def model_card() -> Response:
+        """The model card: how each model version was trained and how it scores. Each model's `card` in
+        /v1/models links to its version's section. Read on each request, so an updated card needs no restart."""
+        try:
+            text = card_file.read_bytes()
+        except OSError as exc:  # missing or unreadable: the operator's to fix, not a server error
+            raise NotFound(f"no model card at {card_file} ({exc.strerror or type(exc).__name__})") from None
+        return Response(text, media_type="text/markdown; charset=utf-8")
 
     @router.get("/healthz", response_model=Health)
     async def healthz() -> Health:

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.dockerfiles import REPO, copy_sources, repo_dockerfile, repo_dockerignore, stages
+from tests.deploy.dockerfiles import REPO, copy_sources, env, repo_dockerfile, repo_dockerignore, stages
 from tests.system_packages import ensure_debian_binary
 
 ENTRYPOINT = REPO / "deploy" / "docker" / "entrypoint.sh"
@@ -112,6 +112,14 @@ def test_service_image_is_the_default_target_and_checks_healthz():
     assert service.last("ENTRYPOINT") == '["attention-serve-entrypoint"]'
     copies = service.all("COPY")
     assert any("deploy/docker/entrypoint.sh /usr/local/bin/attention-serve-entrypoint" in args for args in copies)
+
+
+def test_service_image_serves_the_model_card():
+    """The installed package has no docs/ beside it: the image copies the card and points the setting at it."""
+    service = stages(repo_dockerfile())["service"]
+    card = env(service).get("ATTENTION_SERVE_MODEL_CARD")
+    assert card, "the service image does not set ATTENTION_SERVE_MODEL_CARD"
+    assert any(args.split() == ["docs/models.md", card] for args in service.all("COPY")), card
 
 
 def test_build_time_model_check_passes_on_this_install():

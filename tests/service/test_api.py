@@ -6,6 +6,8 @@ import json
 
 import pytest
 
+from tests.service.conftest import TIGHT_AUTH
+
 pytestmark = pytest.mark.integration
 
 CONTEXT = (
@@ -25,6 +27,25 @@ def test_liveness_readiness_and_models(client):
     assert models["sentiment"]["labels"] == ["negative", "positive"]
     assert models["sentiment"]["precision"] == "fp32"
     assert models["qa"]["max_tokens"] == 384  # the QA window (max_seq_len)
+
+
+def test_every_model_links_its_section_of_the_model_card(client):
+    """The card served over HTTP has a section for each model version loaded: a retrained artifact without one fails."""
+    models = client.get("/v1/models").json()["models"]
+    assert models
+    card = client.get("/v1/models/card")
+    assert card.status_code == 200, card.text
+    assert card.headers["content-type"] == "text/markdown; charset=utf-8"
+    for model in models:
+        assert model["card"] == f"/v1/models/card#{model['id']}-{model['version']}"
+        assert f'id="{model["id"]}-{model["version"]}"' in card.text, model["card"]
+    assert "/v1/models/card" in client.get("/openapi.json").json()["paths"]
+
+
+def test_model_card_links_follow_the_path_prefix(client):
+    models = client.get("/tight/v1/models", headers=TIGHT_AUTH).json()["models"]
+    assert models and all(m["card"].startswith("/tight/v1/models/card#") for m in models)
+    assert client.get("/tight/v1/models/card", headers=TIGHT_AUTH).status_code == 200
 
 
 def test_openapi_documents_both_tasks(client):
