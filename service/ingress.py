@@ -19,7 +19,7 @@ from service.http.edge import Edge
 from service.http.errors import Unavailable
 from service.http.routes import QueueAdmission, api_app, front_router, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
-from service.settings import BatchSettings, Settings
+from service.settings import BatchSettings, Settings, batching_over
 from service.workers import QAWorker, SentimentWorker
 
 logger = logging.getLogger("ray.serve")
@@ -56,7 +56,7 @@ class _TaskIngress:
 
         A partial user_config changes only the fields it names; the others keep this task's settings."""
         batching = BatchSettings.model_validate(
-            {**getattr(self.settings, self.task).batching.model_dump(), **user_config}
+            batching_over(getattr(self.settings, self.task).batching.model_dump(), user_config)
         )
         if self._worker is None:
             self._worker = self._load(batching)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.app import TASK_APPS, application_names, serve_applications
-from service.settings import TASK_BATCHING, BatchSettings
+from service.settings import TASK_BATCHING, BatchSettings, batching_over
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 DEFAULT_METRICS_PORT = 8080
@@ -175,7 +175,7 @@ def batching_config(current: dict, task: str, path_prefix: str = "", **changes: 
     """The live Serve config with fields of one task's user_config (batching, precision) changed."""
     config, deployment = _edited(current, task, path_prefix)
     defaults = BatchSettings(**TASK_BATCHING[task]).model_dump()
-    deployment["user_config"] = {**defaults, **(deployment.get("user_config") or {}), **changes}
+    deployment["user_config"] = batching_over(defaults, {**(deployment.get("user_config") or {}), **changes})
     return config
 
 

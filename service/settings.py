@@ -99,6 +99,21 @@ TASK_BATCHING: dict[str, dict] = {
 }
 
 
+def batching_over(defaults: dict, given: dict) -> dict:
+    """`given` batching fields over `defaults`. A default overload limit above a given, lower max_queue_wait_s is
+    dropped (no tightening: the given limit is already tighter) rather than failing validation."""
+    merged = {**defaults, **given}
+    overload, limit = merged.get("overload_queue_wait_s"), merged.get("max_queue_wait_s")
+    if "overload_queue_wait_s" in given or overload is None or limit is None:
+        return merged
+    try:
+        if float(overload) > float(limit):  # from the environment, values are still strings here
+            merged["overload_queue_wait_s"] = None
+    except (TypeError, ValueError):
+        pass  # not a number: validation reports it
+    return merged
+
+
 def _merged(defaults: dict, given: dict) -> dict:
     merged = dict(defaults)
     for key, value in given.items():
@@ -159,7 +174,11 @@ class Settings(BaseSettings):
         if isinstance(data, dict):
             for task, batching in TASK_BATCHING.items():
                 if isinstance(data.get(task), dict):
-                    data[task] = _merged({"batching": batching}, data[task])
+                    given = data[task]
+                    merged = _merged({"batching": batching}, given)
+                    if isinstance(given.get("batching"), dict):
+                        merged["batching"] = batching_over(batching, given["batching"])
+                    data[task] = merged
         return data
 
     @model_validator(mode="after")

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import pytest
+from pydantic import ValidationError
+
 from service.ops import batching_config
 from service.settings import TASK_BATCHING, Settings
 
@@ -31,3 +34,19 @@ def test_a_live_batching_change_starts_from_the_tasks_defaults():
     user_config = config["applications"][0]["deployments"][0]["user_config"]
     assert user_config["max_batch_size"] == 4
     assert user_config["max_queue_wait_s"] == TASK_BATCHING["qa"]["max_queue_wait_s"]
+
+
+def test_a_lower_limit_given_alone_turns_off_the_default_overload_limit_above_it():
+    settings = Settings(sentiment={"batching": {"max_queue_wait_s": 0.05}})
+    assert settings.sentiment.batching.max_queue_wait_s == 0.05
+    assert settings.sentiment.batching.overload_queue_wait_s is None
+    both = Settings(sentiment={"batching": {"max_queue_wait_s": 0.5, "overload_queue_wait_s": 0.1}})
+    assert both.sentiment.batching.overload_queue_wait_s == 0.1
+
+
+def test_a_lower_limit_from_the_environment_is_compared_as_a_number(monkeypatch):
+    monkeypatch.setenv("ATTENTION_SERVE_SENTIMENT__BATCHING__MAX_QUEUE_WAIT_S", "0.05")
+    assert Settings().sentiment.batching.overload_queue_wait_s is None
+    monkeypatch.setenv("ATTENTION_SERVE_SENTIMENT__BATCHING__MAX_QUEUE_WAIT_S", "soon")
+    with pytest.raises(ValidationError):
+        Settings()
