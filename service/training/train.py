@@ -33,7 +33,7 @@ from service.engine.lora import add_lora, lora_base_name, lora_tensors
 from service.engine.tokenize import TextTokenizer
 from service.engine.weights import DEFAULT_LABELS, load_encoder
 from service.training.data import read_squad, read_sst2, sha256_of
-from service.training.eval import evaluate_qa, evaluate_sentiment
+from service.training.eval import evaluate_qa, evaluate_sentiment, held_out_articles
 from service.training.examples import (
     collate,
     length_batches,
@@ -191,10 +191,9 @@ def load_data(args: argparse.Namespace, tokenizer: TextTokenizer):
     if data_file is None:
         sys.exit(f"no train*.json in {args.data}")
     questions = read_squad(data_file)
-    titles = list(dict.fromkeys(q.title for q in questions))
     n_held = args.held_out if args.held_out is not None else 12
-    held_titles = titles[-n_held:] if n_held else []
-    held_out = [q for q in questions if q.title in set(held_titles)]
+    held_out = held_out_articles(questions, n_held)
+    held_titles = list(dict.fromkeys(q.title for q in held_out))
     train_questions = [q for q in questions if q.title not in set(held_titles)]
     train_questions = train_questions[: args.limit] if args.limit else train_questions
     examples = qa_examples(tokenizer, train_questions, args.max_seq_len, args.doc_stride)
