@@ -175,7 +175,8 @@ def batching_config(current: dict, task: str, path_prefix: str = "", **changes: 
     """The live Serve config with fields of one task's user_config (batching, precision) changed."""
     config, deployment = _edited(current, task, path_prefix)
     defaults = BatchSettings(**TASK_BATCHING[task]).model_dump()
-    deployment["user_config"] = batching_over(defaults, {**(deployment.get("user_config") or {}), **changes})
+    user_config = batching_over({**defaults, **(deployment.get("user_config") or {})}, changes)
+    deployment["user_config"] = BatchSettings.model_validate(user_config).model_dump()  # refused here, not by replicas
     return config
 
 

@@ -126,7 +126,9 @@ def _merged(defaults: dict, given: dict) -> dict:
 class Settings(BaseSettings):
     """The service's configuration: model placement, input limits, timeouts."""
 
-    model_config = SettingsConfigDict(env_prefix="ATTENTION_SERVE_", env_nested_delimiter="__", extra="forbid")
+    model_config = SettingsConfigDict(
+        env_prefix="ATTENTION_SERVE_", env_nested_delimiter="__", extra="forbid", env_parse_none_str="null"
+    )
 
     # Sentiment: 2 s for the bursts of normal load (1 s refused 24 requests of a 30-minute soak at ~70 % of
     # capacity), 0.25 s under a flood (0.25 s queued plus about 0.45 s of batch and HTTP time, against a p99 of

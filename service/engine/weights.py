@@ -172,7 +172,12 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
         head = {k: v for k, v in adapter.items() if k.startswith("head.")}
         # Fine-tuned encoder tensors (all of them after full fine-tuning; biases and LayerNorms after LoRA)
         # replace the base's; adapter matrices are then folded into the weights.
-        encoder = {k: v for k, v in adapter.items() if k.startswith("encoder.")}
+        encoder = {k: v for k, v in adapter.items() if k.startswith("encoder.") and k not in lora}
+        unknown = sorted(set(encoder) - set(model.state_dict()))
+        if unknown:  # e.g. a training-time name: loading would silently serve the base's tensor instead
+            raise ModelLoadError(
+                f"{model_dir}: {len(unknown)} tensors match no weight of the model, e.g. {unknown[:2]}"
+            )
         with torch.no_grad():
             _load_state(model, encoder, model_dir, required=())
             if lora:

@@ -13,15 +13,17 @@ from __future__ import annotations
 
 import argparse
 import collections
+import json
 import re
 import string
+import sys
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.settings import default_model_dir
-from service.training.data import LabelledText, SquadQuestion, read_squad, read_sst2
+from service.training.data import LabelledText, SquadQuestion, read_squad, read_sst2, sha256_of
 
 
 def normalize_answer(text: str) -> str:
@@ -107,7 +109,9 @@ def evaluate_no_answer(
 def held_out_articles(questions: Sequence[SquadQuestion], n: int) -> list[SquadQuestion]:
     """The last n articles of a training file: the slice `service.training.train` holds out by default."""
     titles = list(dict.fromkeys(q.title for q in questions))
-    kept = set(titles[-n:]) if n else set()
+    if n >= len(titles):
+        raise ValueError(f"cannot hold out {n} of {len(titles)} articles: nothing would be left to train on")
+    kept = set(titles[-n:]) if n > 0 else set()
     return [q for q in questions if q.title in kept]
 
 
@@ -146,18 +150,38 @@ def _no_answer_report(args: argparse.Namespace) -> None:
 
     from service.training.examples import unanswerable_pairs
 
-    answerable = held_out_articles(read_squad(args.data), args.held_out)
-    unanswerable = unanswerable_pairs(answerable, 1.0, random.Random(7))
     model_dir = args.model or default_model_dir("qa")
+    questions = read_squad(args.data)
+    answerable = [q for q in questions if q.title in set(held_out_titles_of(model_dir, args.data, args.held_out))]
+    unanswerable = unanswerable_pairs(answerable, 1.0, random.Random(7))
+    if not answerable or not unanswerable:
+        sys.exit("the held-out articles give no answerable or no unanswerable questions to measure on")
     precision = "fp32" if args.precision == "both" else args.precision
     engine = QAEngine(model_dir, EngineConfig(precision=precision, threads=args.threads))
     scores = evaluate_no_answer(engine, answerable, unanswerable)
     print(
-        f"no-answer {precision} on the last {args.held_out} articles of {args.data.name}: "
+        f"no-answer {precision} on {len({q.title for q in answerable})} held-out articles of {args.data.name}: "
         f"answerable F1 {scores['answerable_f1_off']:.2f} (option off) / {scores['answerable_f1_on']:.2f} (on); "
         f"empty answer for {scores['unanswerable_said_no_answer']:.1f}% of {scores['n_unanswerable']} unanswerable "
         f"and {scores['answerable_said_no_answer']:.1f}% of {scores['n_answerable']} answerable questions"
     )
+
+
+def held_out_titles_of(model_dir: Path, data: Path, n: int) -> list[str]:
+    """The articles the model was not trained on: from its artifact, which must come from this very file."""
+    meta_file = model_dir / "attention_serve.json"
+    if not meta_file.exists():
+        sys.exit(f"{model_dir} is not an attention-serve artifact: which articles it was trained on is unknown")
+    meta = json.loads(meta_file.read_text())
+    if meta.get("data", {}).get("sha256") != sha256_of(data):
+        sys.exit(f"{model_dir} was trained on another file than {data}: its held-out articles are unknown here")
+    recipe = meta.get("recipe", {})
+    if "held_out_titles" in recipe:
+        return list(recipe["held_out_titles"])
+    if f"the last {n} articles" not in str(recipe.get("held_out", "")):
+        sys.exit(f"{model_dir} held out {recipe.get('held_out')!r}, not the last {n} articles: pass --held-out")
+    titles = list(dict.fromkeys(q.title for q in held_out_articles(read_squad(data), n)))
+    return titles
 
 
 if __name__ == "__main__":

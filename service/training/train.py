@@ -6,8 +6,9 @@
 Two methods: `full` fine-tunes every weight but the word embeddings (the artifact holds the trained
 tensors, ~22 MB in fp16); `lora` trains low-rank adapters plus every bias and LayerNorm (a few MB).
 Batches group windows of similar length and are padded only to their own longest one. Runs are seeded
-and resume exactly (weights, optimizer, schedule, data order and random state) from --run-dir when the
-same command is run again. The device is chosen automatically (CUDA when present); data and base
+and resume from --run-dir when the same command is run again, with weights, optimizer, schedule, data order
+and random state as they were (bit for bit on the CPU; CUDA kernels themselves are not deterministic); a
+checkpoint of other data or options is refused. The device is chosen automatically (CUDA when present); data and base
 weights come from the paths given. Checkpoints are picked on a slice of the *training* data held out by
 article (SQuAD) or at random (SST-2); the dev sets are only for service.training.eval.
 """
@@ -15,8 +16,10 @@ article (SQuAD) or at random (SST-2); the dev sets are only for service.training
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
+import os
 import random
 import sys
 import time
@@ -92,14 +95,29 @@ def artifact_tensors(model: torch.nn.Module, trainable: dict[str, torch.nn.Param
 
 
 def write_artifact(tensors: dict[str, torch.Tensor], out: Path, meta: dict) -> None:
+    """Each file is written whole or not at all: a run stopped mid-write leaves the previous artifact."""
     out.mkdir(parents=True, exist_ok=True)
     # fp16 halves what git stores; the weights are used in fp32 (or bf16) after loading.
-    save_file({k: v.half().contiguous().cpu() for k, v in tensors.items()}, str(out / ADAPTER_FILE))
-    (out / ARTIFACT_FILE).write_text(json.dumps(meta, indent=2) + "\n")
+    tensors_file = out / f"{ADAPTER_FILE}.tmp"
+    save_file({k: v.half().contiguous().cpu() for k, v in tensors.items()}, str(tensors_file))
+    os.replace(tensors_file, out / ADAPTER_FILE)
+    meta_file = out / f"{ARTIFACT_FILE}.tmp"
+    meta_file.write_text(json.dumps(meta, indent=2) + "\n")
+    os.replace(meta_file, out / ARTIFACT_FILE)
 
 
-def held_out_score(task: str, out: Path, held_out, threads: int | None) -> float:
-    config = EngineConfig(precision="fp32", threads=threads)
+def run_fingerprint(args: argparse.Namespace, data_sha256: str) -> str:
+    """What must not change between a run and its resumption (the data, the schedule, the batches)."""
+    kept = {k: str(v) for k, v in sorted(vars(args).items()) if k not in RESUMABLE_CHANGES}
+    return hashlib.sha256(json.dumps({**kept, "data": data_sha256}, sort_keys=True).encode()).hexdigest()[:16]
+
+
+# Options that may differ when a run is resumed: where things go, how often it reports, when it stops.
+RESUMABLE_CHANGES = {"out", "run_dir", "threads", "save_every", "eval_every", "stop_at_step", "held_out_limit"}
+
+
+def held_out_score(task: str, out: Path, held_out, threads: int | None, device: str) -> float:
+    config = EngineConfig(precision="fp32", threads=threads, device=device)
     if task == "sentiment":
         return evaluate_sentiment(SentimentEngine(out, config), held_out)["accuracy"]
     return evaluate_qa(QAEngine(out, config), held_out)["f1"]
@@ -147,7 +165,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         "--data", required=True, type=Path, help="SST-2 folder / train.tsv, or SQuAD folder / train JSON"
     )
     parser.add_argument("--out", required=True, type=Path)
-    parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: runs/<task>)")
+    parser.add_argument("--run-dir", type=Path, default=None, help="checkpoints (default: runs/<task>-<method>)")
     parser.add_argument("--base", type=Path, default=None, help="base model directory (default: MiniLM-L6 package)")
     parser.add_argument("--method", choices=["full", "lora"], default="full")
     parser.add_argument("--precision", choices=["bf16", "fp32"], default="bf16", help="autocast dtype of the forward")
@@ -173,7 +191,9 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--save-every", type=int, default=200, help="steps between checkpoints")
     parser.add_argument("--eval-every", type=int, default=None, help="steps between held-out scores (default: epochs)")
-    parser.add_argument("--stop-at-step", type=int, default=None, help="stop (resumably) after this step")
+    parser.add_argument(
+        "--stop-at-step", type=int, default=None, help="stop (resumably) at this step; rerun without it to go on"
+    )
     return parser.parse_args(argv)
 
 
@@ -201,6 +221,7 @@ def load_data(args: argparse.Namespace, tokenizer: TextTokenizer):
     negatives = unanswerable_examples(tokenizer, pairs, args.max_seq_len, args.doc_stride)
     counts = {"questions": len(train_questions), "windows": len(examples), "unanswerable_windows": len(negatives)}
     what = f"the last {n_held} articles of the training file ({', '.join(held_titles)})"
+    counts["held_out_titles"] = held_titles
     return examples + negatives, held_out, data_file, what, counts
 
 
@@ -211,7 +232,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     epochs = args.epochs if args.epochs is not None else epochs
     lr = args.lr if args.lr is not None else lr
     alpha = args.alpha if args.alpha is not None else 2.0 * args.rank
-    run_dir = args.run_dir or Path("runs") / args.task
+    run_dir = args.run_dir or Path("runs") / f"{args.task}-{args.method}"
     run_dir.mkdir(parents=True, exist_ok=True)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -241,15 +262,26 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     state_file = run_dir / "state.pt"
+    data_sha256 = sha256_of(data_file)
+    fingerprint = run_fingerprint(args, data_sha256)
     step, best_score, trained_s = 0, -1.0, 0.0
     if state_file.exists():
-        state = torch.load(state_file, map_location=device, weights_only=False)
+        # On the CPU first: RNG states must stay there; the optimizer moves its state to the parameters' device.
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+        if state.get("fingerprint") != fingerprint:
+            sys.exit(
+                f"{state_file} is a checkpoint of a run with other data or options; resume with the same command, "
+                "or give another --run-dir"
+            )
+        missing = set(trainable) - set(state["model"])
+        if missing:
+            sys.exit(f"{state_file} lacks {len(missing)} trained tensors, e.g. {sorted(missing)[:2]}")
         model.load_state_dict(state["model"], strict=False)
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["rng"])
+        torch.set_rng_state(state["rng"].cpu())
         if device.startswith("cuda") and "cuda_rng" in state:
-            torch.cuda.set_rng_state(state["cuda_rng"])
+            torch.cuda.set_rng_state(state["cuda_rng"].cpu(), device)
         step, best_score, trained_s = state["step"], state["best_score"], state.get("trained_s", 0.0)
         print(f"resumed from {state_file} at step {step}/{total_steps}", flush=True)
 
@@ -276,41 +308,50 @@ def main(argv: Sequence[str] | None = None) -> None:
             "train_examples": len(examples),
             **({"unanswerable_fraction": args.unanswerable, **counts} if args.task == "qa" else {}),
             "held_out": held_out_what,
-            "device": torch.cuda.get_device_name() if device.startswith("cuda") else f"cpu x{torch.get_num_threads()}",
+            "device": torch.cuda.get_device_name(device)
+            if device.startswith("cuda")
+            else f"cpu x{torch.get_num_threads()}",
         },
-        "data": {"file": data_file.name, "sha256": sha256_of(data_file)},
+        "data": {"file": data_file.name, "sha256": data_sha256},
     }
     if args.method == "lora":
         meta["lora"] = {"rank": args.rank, "alpha": alpha, "targets": "all attention and feed-forward linears"}
-    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=args.precision == "bf16")
+    use_bf16 = args.precision == "bf16"
+    if use_bf16 and device.startswith("cuda") and not torch.cuda.is_bf16_supported():
+        print("this GPU has no bf16: training in fp32", flush=True)
+        use_bf16 = False
+    autocast = torch.autocast(device_type=device.split(":")[0], dtype=torch.bfloat16, enabled=use_bf16)
 
     def save_state() -> None:
+        partial = state_file.with_suffix(".tmp")
         torch.save(
             {
+                "fingerprint": fingerprint,
                 "model": {name: param.detach() for name, param in trainable.items()},
                 "optimizer": optimizer.state_dict(),
                 "scheduler": scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
-                **({"cuda_rng": torch.cuda.get_rng_state()} if device.startswith("cuda") else {}),
+                **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.startswith("cuda") else {}),
                 "step": step,
                 "best_score": best_score,
                 "trained_s": trained_s + time.perf_counter() - session_began,
             },
-            state_file,
+            partial,
         )
+        os.replace(partial, state_file)  # a run stopped mid-save keeps its previous checkpoint
 
     def score_and_keep() -> None:
         nonlocal best_score
         model.eval()
         candidate = run_dir / "candidate"
         write_artifact(artifact_tensors(model, trainable), candidate, meta)
-        score = held_out_score(args.task, candidate, held_out, args.threads) if held_out else 0.0
+        score = held_out_score(args.task, candidate, held_out, args.threads, device) if held_out else 0.0
         model.train()
         hours = (trained_s + time.perf_counter() - session_began) / 3600
         print(
             f"\nheld-out {'accuracy' if args.task == 'sentiment' else 'F1'} at step {step} ({hours:.2f} h): {score:.2f}"
         )
-        if score > best_score:
+        if score > best_score or not held_out:  # nothing to choose by: the latest is kept
             best_score = score
             meta["held_out_score"] = round(score, 2)
             meta["recipe"]["best_step"] = step
@@ -348,7 +389,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                 save_state()
             if args.stop_at_step is not None and step >= args.stop_at_step:
                 save_state()
-                print(f"\nstopped at step {step}; run the same command again to go on")
+                print(f"\nstopped at step {step}; run the command again without --stop-at-step to go on")
                 return
     print(f"\ndone: best held-out score {best_score:.2f}; artifact in {args.out}")
 

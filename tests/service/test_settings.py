@@ -50,3 +50,16 @@ def test_a_lower_limit_from_the_environment_is_compared_as_a_number(monkeypatch)
     monkeypatch.setenv("ATTENTION_SERVE_SENTIMENT__BATCHING__MAX_QUEUE_WAIT_S", "soon")
     with pytest.raises(ValidationError):
         Settings()
+
+
+def test_a_live_limit_change_drops_an_overload_limit_above_it():
+    deployment = {"name": "SentimentIngress", "user_config": Settings().sentiment.batching.model_dump()}
+    app = {"name": "attention-serve-sentiment", "route_prefix": "/v1/sentiment", "deployments": [deployment]}
+    config = batching_config({"applications": [app]}, "sentiment", max_queue_wait_s=0.2)
+    user_config = config["applications"][0]["deployments"][0]["user_config"]
+    assert user_config["max_queue_wait_s"] == 0.2 and user_config["overload_queue_wait_s"] is None
+
+
+def test_the_overload_limit_can_be_turned_off_from_the_environment(monkeypatch):
+    monkeypatch.setenv("ATTENTION_SERVE_SENTIMENT__BATCHING__OVERLOAD_QUEUE_WAIT_S", "null")
+    assert Settings().sentiment.batching.overload_queue_wait_s is None

@@ -167,21 +167,37 @@ def test_lora_artifact_carries_adapters_biases_and_norms(sst2_dir, tmp_path):
 
 
 def test_an_interrupted_run_resumes_exactly(sst2_dir, tmp_path):
-    common = ["sentiment", "--data", str(sst2_dir), "--epochs", "2", "--held-out", "2", "--save-every", "100"]
+    common = ["sentiment", "--data", str(sst2_dir), "--epochs", "2", "--held-out", "2", "--save-every", "2"]
     _train(*common, "--out", str(tmp_path / "a"), "--run-dir", str(tmp_path / "run-a"))
-    _train(*common, "--out", str(tmp_path / "b"), "--run-dir", str(tmp_path / "run-b"), "--stop-at-step", "3")
-    stopped = torch.load(tmp_path / "run-b" / "state.pt", weights_only=False)
-    assert stopped["step"] == 3
+    # Stopped in the middle of the second epoch (3 steps an epoch), between two evaluations.
+    _train(*common, "--out", str(tmp_path / "b"), "--run-dir", str(tmp_path / "run-b"), "--stop-at-step", "4")
+    stopped = torch.load(tmp_path / "run-b" / "state.pt", weights_only=True)
+    assert stopped["step"] == 4
     _train(*common, "--out", str(tmp_path / "b"), "--run-dir", str(tmp_path / "run-b"))
-    straight = torch.load(tmp_path / "run-a" / "state.pt", weights_only=False)
-    resumed = torch.load(tmp_path / "run-b" / "state.pt", weights_only=False)
+    straight = torch.load(tmp_path / "run-a" / "state.pt", weights_only=True)
+    resumed = torch.load(tmp_path / "run-b" / "state.pt", weights_only=True)
     assert straight["step"] == resumed["step"] == 6  # 12 rows / batch 4 x 2 epochs
     for name, tensor in straight["model"].items():
         assert torch.equal(tensor, resumed["model"][name]), name
     assert not torch.equal(straight["model"]["head.classifier.weight"], stopped["model"]["head.classifier.weight"])
 
 
-def test_no_answer_evaluation_counts_empty_answers(qa_engine, squad_file):
+def test_a_checkpoint_of_other_options_is_refused(sst2_dir, tmp_path):
+    common = ["sentiment", "--data", str(sst2_dir), "--held-out", "2", "--run-dir", str(tmp_path / "run")]
+    _train(*common, "--out", str(tmp_path / "a"), "--epochs", "2", "--stop-at-step", "2")
+    with pytest.raises(SystemExit, match="other data or options"):
+        _train(*common, "--out", str(tmp_path / "a"), "--epochs", "3")
+
+
+def test_without_a_held_out_slice_the_last_model_is_kept(sst2_dir, tmp_path):
+    out = tmp_path / "out"
+    _train("sentiment", "--data", str(sst2_dir), "--held-out", "0", "--epochs", "2", "--out", str(out),
+           "--run-dir", str(tmp_path / "run"))  # fmt: skip
+    meta = json.loads((out / ARTIFACT_FILE).read_text())
+    assert meta["recipe"]["best_step"] == 8  # 14 rows / 4 = 4 steps an epoch: the end of the second epoch
+
+
+def test_no_answer_evaluation_counts_empty_answers(qa_engine, null_leaning_qa_checkpoint, squad_file):
     questions = held_out_articles(read_squad(squad_file), 1)
     assert {q.title for q in questions} == {"Rivers"}
     unanswerable = [SquadQuestion("u", q.title, q.question, "Nothing here but a short unrelated note.", (), ())
@@ -189,4 +205,12 @@ def test_no_answer_evaluation_counts_empty_answers(qa_engine, squad_file):
     scores = evaluate_no_answer(qa_engine, questions, unanswerable)
     assert scores["n_answerable"] == scores["n_unanswerable"] == 3
     assert scores["answerable_f1_on"] <= scores["answerable_f1_off"] + 1e-9  # the option can only take answers away
-    assert 0 <= scores["unanswerable_said_no_answer"] <= 100
+    null_leaning = QAEngine(null_leaning_qa_checkpoint, EngineConfig(precision="fp32", threads=2))
+    leaning = evaluate_no_answer(null_leaning, questions, unanswerable)
+    assert leaning["unanswerable_said_no_answer"] == leaning["answerable_said_no_answer"] == 100
+    assert leaning["answerable_f1_on"] == 0
+
+
+def test_held_out_articles_leave_something_to_train_on(squad_file):
+    with pytest.raises(ValueError, match="nothing would be left"):
+        held_out_articles(read_squad(squad_file), 2)
