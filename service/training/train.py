@@ -48,7 +48,7 @@ from service.training.examples import (
 
 # Per task and method: epochs, learning rate.
 DEFAULTS = {
-    ("sentiment", "full"): (2.0, 5e-5),
+    ("sentiment", "full"): (2.0, 1e-4),
     ("sentiment", "lora"): (2.0, 5e-4),
     ("qa", "full"): (2.0, 1e-4),
     ("qa", "lora"): (2.0, 1e-3),
