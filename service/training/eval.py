@@ -123,6 +123,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--held-out", type=int, default=12, help="no-answer: last N articles of a training file")
+    parser.add_argument("--last-articles", type=int, default=None, help="qa: only the last N articles of --data")
     args = parser.parse_args(argv)
     if args.task == "no-answer":
         return _no_answer_report(args)
@@ -137,7 +138,10 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"({scores['examples_per_s']:.0f} examples/s) model={model_dir}"
             )
         else:
-            scores = evaluate_qa(QAEngine(model_dir, config), read_squad(args.data))
+            questions = read_squad(args.data)
+            if args.last_articles:  # a training file's held-out articles, to compare models off the dev set
+                questions = held_out_articles(questions, args.last_articles)
+            scores = evaluate_qa(QAEngine(model_dir, config), questions)
             print(
                 f"qa {precision}: exact match {scores['exact_match']:.2f}  F1 {scores['f1']:.2f} on {scores['n']} "
                 f"questions ({scores['examples_per_s']:.1f} questions/s) model={model_dir}"
