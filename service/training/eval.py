@@ -156,7 +156,8 @@ def _no_answer_report(args: argparse.Namespace) -> None:
 
     model_dir = args.model or default_model_dir("qa")
     questions = read_squad(args.data)
-    answerable = [q for q in questions if q.title in set(held_out_titles_of(model_dir, args.data, args.held_out))]
+    titles = set(held_out_titles_of(model_dir, args.data, args.held_out))
+    answerable = [q for q in questions if q.title in titles]
     unanswerable = unanswerable_pairs(answerable, 1.0, random.Random(7))
     if not answerable or not unanswerable:
         sys.exit("the held-out articles give no answerable or no unanswerable questions to measure on")
