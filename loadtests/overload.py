@@ -61,7 +61,9 @@ class Report:
             "recovery_s": None if self.recovery_s is None else round(self.recovery_s, 2),
         }
 
-    def broken_promises(self, recovery_goal_s: float) -> list[str]:
+    def broken_promises(self, recovery_goal_s: float, latency_goal: bool = True) -> list[str]:
+        """Every promise the run broke. latency_goal=False leaves out the p99 ratio: a latency target is judged by
+        this script run alone on a quiet machine, not inside a test suite sharing the cores."""
         summary = self.summary()
         broken = []
         if set(summary["statuses"]) - {"200", "503"}:
@@ -72,7 +74,7 @@ class Report:
             broken.append(f"{summary['wrong_answers']} answers were not their request's own")
         if not summary["accepted_p99_ms"] < self.timeout_s * 1000:
             broken.append(f"accepted p99 {summary['accepted_p99_ms']} ms is not under the {self.timeout_s} s timeout")
-        if not summary["accepted_p99_ms"] <= 2 * self.capacity_p99_ms:
+        if latency_goal and not summary["accepted_p99_ms"] <= 2 * self.capacity_p99_ms:
             broken.append(
                 f"accepted p99 {summary['accepted_p99_ms']} ms is over twice the p99 at capacity "
                 f"({self.capacity_p99_ms:.0f} ms)"
