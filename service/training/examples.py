@@ -54,11 +54,13 @@ def qa_examples(
     for q in questions:
         start_char = q.answer_starts[0]
         end_char = start_char + len(q.answers[0])
-        qa_input = tokenizer.encode_qa(q.question, q.context, max_seq_len, doc_stride, max_question_len=256)
-        for window in qa_input.windows:
-            target = span_target(window.context_offsets, start_char, end_char)
-            examples.append(_window_example(window, target))
+        for window in _windows(tokenizer, q, max_seq_len, doc_stride):
+            examples.append(_window_example(window, span_target(window.context_offsets, start_char, end_char)))
     return examples
+
+
+def _windows(tokenizer: TextTokenizer, q: SquadQuestion, max_seq_len: int, doc_stride: int):
+    return tokenizer.encode_qa(q.question, q.context, max_seq_len, doc_stride, max_question_len=256).windows
 
 
 def unanswerable_pairs(questions: Sequence[SquadQuestion], fraction: float, rng: random.Random) -> list[SquadQuestion]:
@@ -90,11 +92,11 @@ def unanswerable_pairs(questions: Sequence[SquadQuestion], fraction: float, rng:
 def unanswerable_examples(
     tokenizer: TextTokenizer, questions: Sequence[SquadQuestion], max_seq_len: int, doc_stride: int
 ) -> list[Example]:
-    examples = []
-    for q in questions:
-        for window in tokenizer.encode_qa(q.question, q.context, max_seq_len, doc_stride, max_question_len=256).windows:
-            examples.append(_window_example(window, NO_ANSWER))
-    return examples
+    return [
+        _window_example(window, NO_ANSWER)
+        for q in questions
+        for window in _windows(tokenizer, q, max_seq_len, doc_stride)
+    ]
 
 
 def _window_example(window, target: tuple[int, int]) -> Example:
