@@ -14,6 +14,7 @@ was measured on; the machine this runs on may differ, which is why the bound is 
 from __future__ import annotations
 
 import argparse
+import math
 import random
 import sys
 import time
@@ -78,13 +79,67 @@ def timed(run, data, repeats: int) -> float:
     return best
 
 
+def batch_size_sweep(threads: int, sizes: list[int], repeats: int) -> list[str]:
+    """Texts/s of the sentiment engine (what a replica runs: tokenized, planned, classified) per batch size, for
+    the service's `max_batch_size`: on a CPU, past a few texts a bigger batch only makes each text wait longer."""
+    from loadtests.pressure import Texts
+    from service.engine.engine import EngineConfig, SentimentEngine
+    from service.settings import default_model_dir
+
+    overload = Texts()
+    mixes = {
+        "short sentences (6-36 words)": short_sentences(256, seed=2),
+        "overload texts (4-123 words)": [overload.text(1000 + i) for i in range(256)],
+    }
+    lines = [
+        f"## Sentiment engine by batch size ({time.strftime('%Y-%m-%d')}, {threads} thread(s))",
+        "",
+        f"Command: `python -m loadtests.bench_engine --threads {threads} --sweep {','.join(map(str, sizes))}`. "
+        f"Texts/s over 256 texts in batches of each size, best of {repeats}; ms a batch; the ratio to the largest.",
+        "",
+        "| mix | precision | " + " | ".join(f"batch {size}" for size in sizes) + " |",
+        "|---|---|" + "---:|" * len(sizes),
+    ]
+    for precision in ("fp32", "bf16"):
+        engine = SentimentEngine(default_model_dir("sentiment"), EngineConfig(precision=precision, threads=threads))
+        for mix, texts in mixes.items():
+            engine.classify_texts(texts[: max(sizes)])  # warm-up
+            cells, rates = [], []
+            for size in sizes:
+                best = float("inf")
+                for _ in range(repeats):
+                    began = time.perf_counter()
+                    for i in range(0, len(texts), size):
+                        engine.classify_texts(texts[i : i + size])
+                    best = min(best, time.perf_counter() - began)
+                rates.append(len(texts) / best)
+                cells.append(f"{rates[-1]:,.0f}/s, {best / math.ceil(len(texts) / size) * 1000:,.0f} ms")
+            cells = [f"{cell} ({rate / rates[-1]:.2f})" for cell, rate in zip(cells, rates, strict=True)]
+            lines.append(f"| {mix} | {precision} | " + " | ".join(cells) + " |")
+            print(lines[-1], flush=True)
+    return lines
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=3, help="best of N passes over the data")
     parser.add_argument("--write", type=Path)
+    parser.add_argument(
+        "--sweep",
+        type=lambda v: sorted(int(x) for x in v.split(",")),
+        help="batch sizes, e.g. 1,4,8,16,32: "
+        "only the sentiment engine's texts/s per batch size (the service's max_batch_size)",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.sweep:
+        report = "\n".join(batch_size_sweep(args.threads, args.sweep, args.repeats)) + "\n"
+        print(report)
+        if args.write:
+            with args.write.open("a") as f:
+                f.write(report + "\n")
+        return 0
 
     import transformers
 
