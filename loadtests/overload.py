@@ -57,9 +57,19 @@ class Report:
             "accepted_p99_ms": round(percentile(accepted, 99) * 1000, 1),
             "accepted_max_ms": round(max(accepted, default=float("nan")) * 1000, 1),
             "shed_p99_ms": round(percentile([s.seconds for s in shed], 99) * 1000, 1),
+            "accepted_server_timing_p99_ms": self.server_timing_p99(),
             "timeout_s": self.timeout_s,
             "recovery_s": None if self.recovery_s is None else round(self.recovery_s, 2),
         }
+
+    def server_timing_p99(self) -> dict[str, float]:
+        """Where the accepted requests' time went: the p99 of each Server-Timing part, and of what the client saw
+        beyond the replica's own total (proxy, connection queues, the load generator itself)."""
+        accepted = [s for s in self.sent if s.status == 200 and "total" in s.timing_ms]
+        parts = {name: [s.timing_ms.get(name, 0.0) for s in accepted] for name in ("tokenize", "queue", "inference")}
+        parts["replica_total"] = [s.timing_ms["total"] for s in accepted]
+        parts["outside_replica"] = [s.seconds * 1000 - s.timing_ms["total"] for s in accepted]
+        return {name: round(percentile(values, 99), 1) for name, values in parts.items()}
 
     def broken_promises(self, recovery_goal_s: float, latency_goal: bool = True) -> list[str]:
         """Every promise the run broke. latency_goal=False leaves out the p99 ratio: a latency target is judged by

@@ -45,6 +45,7 @@ class Sent:
     code: str | None = None
     retry_after: str | None = None
     correct: bool | None = None  # 200s only: the answer is this request's own
+    timing_ms: dict[str, float] = field(default_factory=dict)  # the answer's Server-Timing, by name
 
     @property
     def done_at(self) -> float:
@@ -82,7 +83,10 @@ class RawClient:
                 await writer.drain()
                 head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
                 status = int(head[0].split(" ", 2)[1])
-                headers = dict(line.lower().split(": ", 1) for line in head[1:] if ": " in line)
+                headers: dict[str, str] = {}
+                for name, value in (line.split(": ", 1) for line in head[1:] if ": " in line):
+                    name = name.lower()  # a repeated header is one comma-joined list (RFC 9110 5.3)
+                    headers[name] = f"{headers[name]}, {value}" if name in headers else value
                 content = await reader.readexactly(int(headers.get("content-length", "0")))
             except (OSError, asyncio.IncompleteReadError, ValueError, IndexError):
                 if stream is not None:
@@ -105,6 +109,7 @@ async def one_request(client: RawClient, texts: Texts, i: int, started: float) -
     sent_at = time.monotonic() - started
     status, headers, content = await client.post("/v1/sentiment", json.dumps({"text": text}).encode())
     result = Sent(sent_at, time.monotonic() - started - sent_at, status, retry_after=headers.get("retry-after"))
+    result.timing_ms = server_timing(headers.get("server-timing", ""))
     if status == 200:
         answer = json.loads(content)["results"][0]
         result.correct = answer["tokens"] == texts.expected_tokens(text) and answer["label"] in answer["probabilities"]
@@ -153,6 +158,21 @@ class ClosedLoop:
         await asyncio.gather(*(user() for _ in range(self.users)))
         await client.close()
         return self.sent
+
+
+def server_timing(header: str) -> dict[str, float]:
+    """`tokenize;dur=1.2, queue;dur=3.4` as {"tokenize": 1.2, "queue": 3.4}; entries without a duration are left out."""
+    timing = {}
+    for entry in header.split(","):
+        name, *params = (part.strip() for part in entry.split(";"))
+        for param in params:
+            key, _, value = param.partition("=")
+            if key == "dur":
+                try:
+                    timing[name] = float(value)
+                except ValueError:
+                    pass
+    return timing
 
 
 def percentile(values: list[float], q: float) -> float:
