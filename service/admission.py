@@ -52,6 +52,14 @@ class WaitLimit:
             return settings.overload_queue_wait_s
         return settings.max_queue_wait_s
 
+    def refresh(self, settings: BatchSettings) -> float:
+        """The limit in force now, with no request to judge: after a flood, a replica left idle is calm once the
+        calm intervals have passed, not only when the next request comes (the gauge reads this between requests)."""
+        calm_s = CALM_INTERVALS * settings.overload_interval_s
+        if self._overloaded and self._clock() - self._last_over >= calm_s:
+            self._overloaded = False
+        return self.limit_s(settings)
+
     def judge(self, wait_s: float, settings: BatchSettings) -> float:
         """Record that a request would wait `wait_s` now, and return the limit it is to be admitted under."""
         if settings.overload_queue_wait_s is None:  # off, perhaps turned off live: forget what was seen

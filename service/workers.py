@@ -132,9 +132,10 @@ class _Worker(Generic[E, J, Out]):
     async def ping(self) -> None:
         """A tiny forward pass on the model thread: the model still answers (health and readiness)."""
         await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self._smoke)
-        # Ray drops gauge values that are not recorded again for a while; the health check renews them.
+        # Ray drops gauge values that are not recorded again for a while; the health check renews them (and lets
+        # an idle replica's limit relax after a flood, which otherwise would wait for the next request).
         self.metrics.set_model(self.engine.info.model_id, self.engine.info.version, self.engine.precision)
-        self.metrics.set_wait_limit(self.wait_limit.limit_s(self.batching))
+        self.metrics.set_wait_limit(self.wait_limit.refresh(self.batching))
 
     def model_ref(self) -> ModelRef:
         return ModelRef(id=self.engine.info.model_id, version=self.engine.info.version)

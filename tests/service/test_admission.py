@@ -106,6 +106,19 @@ def test_the_generous_limit_comes_back_after_a_calm():
     assert after[-1] == 2.0 and not limit.overloaded
 
 
+def test_an_idle_replica_relaxes_without_a_request():
+    """After a flood nothing comes: the limit (and the gauge the health check renews from it) goes back to the
+    generous one once the calm has passed, not at the next request."""
+    clock = Clock()
+    limit = WaitLimit(clock)
+    judged(limit, clock, flood(0.5, 195, 0.6))
+    calm_s = CALM_INTERVALS * SETTINGS.overload_interval_s
+    clock.now += calm_s / 2
+    assert limit.refresh(SETTINGS) == 0.25 and limit.overloaded
+    clock.now += calm_s / 2
+    assert limit.refresh(SETTINGS) == 2.0 and not limit.overloaded
+
+
 def test_a_short_pause_in_the_flood_keeps_the_limit_tight():
     """A client that stalls for half a second and then sends its backlog at once must meet the tight limit."""
     clock = Clock()
