@@ -93,10 +93,10 @@ class DeploymentSettings(BaseModel):
 # Each task's own batching defaults. A partial override (ATTENTION_SERVE_QA__MIN_REPLICAS=4, or `qa: {batching:
 # {max_batch_size: 16}}` in a config) is merged over them, field by field, instead of replacing the task's whole
 # settings with the generic class defaults.
-# Sentiment batches at most 8 texts: a single-thread CPU replica classifies as many texts per second in batches of
-# 4 as of 32 (per-text cost is flat past ~4 here), so a bigger batch buys no throughput and only makes every text in
-# it wait for the whole batch; under a 3x flood that wait was most of the accepted requests' p99 (docs/reliability.md).
-# A GPU replica wants larger batches: raise it with the device.
+# Sentiment batches at most 8 texts: every text waits for its whole batch, and under a 3x flood that wait was most of
+# the accepted requests' p99 at 32 (docs/reliability.md). A single-thread CPU replica classifies ~65-token texts as
+# fast in batches of 8 as of 32; short sentences ~25 % slower in the engine alone, within noise in the service
+# (`python -m loadtests.bench_engine --threads 1 --sweep 1,4,8,16,32`). A GPU replica wants larger batches.
 TASK_BATCHING: dict[str, dict] = {
     "sentiment": {"max_batch_size": 8, "max_queue_wait_s": 2.0, "overload_queue_wait_s": 0.25},
     "qa": {"max_queue_wait_s": 5.0},
