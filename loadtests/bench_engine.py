@@ -134,12 +134,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.sweep:
-        report = "\n".join(batch_size_sweep(args.threads, args.sweep, args.repeats)) + "\n"
-        print(report)
-        if args.write:
-            with args.write.open("a") as f:
-                f.write(report + "\n")
-        return 0
+        return _report(batch_size_sweep(args.threads, args.sweep, args.repeats), args.write)
 
     import transformers
 
@@ -182,10 +177,15 @@ def main(argv: list[str] | None = None) -> int:
                 f"| {ref_s / ours_s:.2f} | {bound:,.0f} ({peak / 1e9:.0f} GFLOP/s) | {ours_tps / bound:.0%} |"
             )
             print(lines[-1], flush=True)
+    return _report(lines, args.write)
+
+
+def _report(lines: list[str], write: Path | None) -> int:
+    """Print the report and, with --write, append it to that markdown file."""
     report = "\n".join(lines) + "\n"
     print(report)
-    if args.write:
-        with args.write.open("a") as f:
+    if write:
+        with write.open("a") as f:
             f.write(report + "\n")
     return 0
 

@@ -55,10 +55,13 @@ class WaitLimit:
     def refresh(self, settings: BatchSettings) -> float:
         """The limit in force now, with no request to judge: after a flood, a replica left idle is calm once the
         calm intervals have passed, not only when the next request comes (the gauge reads this between requests)."""
-        calm_s = CALM_INTERVALS * settings.overload_interval_s
-        if self._overloaded and self._clock() - self._last_over >= calm_s:
+        if self._overloaded and self._calm(self._clock(), settings):
             self._overloaded = False
         return self.limit_s(settings)
+
+    def _calm(self, now: float, settings: BatchSettings) -> bool:
+        """No request has found more than the tight limit for CALM_INTERVALS intervals: the flood is over."""
+        return now - self._last_over >= CALM_INTERVALS * settings.overload_interval_s
 
     def judge(self, wait_s: float, settings: BatchSettings) -> float:
         """Record that a request would wait `wait_s` now, and return the limit it is to be admitted under."""
@@ -70,7 +73,7 @@ class WaitLimit:
         if self._overloaded:
             if wait_s > settings.overload_queue_wait_s:
                 self._last_over = now
-            elif now - self._last_over >= CALM_INTERVALS * settings.overload_interval_s:
+            elif self._calm(now, settings):
                 self._overloaded = False
         elif self._standing(now, wait_s, settings):
             self._overloaded, self._last_over = True, now
