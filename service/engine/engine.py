@@ -104,7 +104,7 @@ class _Engine:
         loaded: LoadedModel = load_task_model(model_dir, self.task)
         self.info: ModelInfo = loaded.info
         max_tokens = min(self.config.max_tokens, loaded.info.max_position_embeddings)
-        self.tokenizer = TextTokenizer(loaded.tokenizer_file, max_tokens=max_tokens)
+        self.tokenizer = TextTokenizer(loaded.tokenizer_file, max_tokens=max_tokens, pad_id=loaded.pad_token_id)
         fp32 = loaded.model.float().eval().to(self.device)
         if self.config.precision == "auto":
             self.probe = self._probe_precisions(fp32)
@@ -194,7 +194,8 @@ class SentimentEngine(_Engine):
             need = wants[batch[0]]
             logits, weights, stats = self._forward([(jobs[i].item.ids, None) for i in batch], need)
             passes.append(stats)
-            probs = logits.softmax(dim=-1).tolist()
+            # One distribution over the labels, or (multi-label checkpoints) each label on its own, as transformers.
+            probs = (logits.sigmoid() if self.info.multi_label else logits.softmax(dim=-1)).tolist()
             for row, i in enumerate(batch):
                 item = jobs[i].item
                 best = int(np.argmax(probs[row]))
@@ -203,7 +204,11 @@ class SentimentEngine(_Engine):
                     n = len(item)
                     averaged = head_averaged([w[row, :, :n, :n] for w in weights])
                     layers, rolled = summarize(averaged, [0])
-                    sources = [("special", None)] + [("text", o) for o in item.offsets[1:-1]] + [("special", None)]
+                    sources = (
+                        [("special", None)] * item.prefix
+                        + [("text", o) for o in item.text_offsets]
+                        + [("special", None)] * item.suffix
+                    )
                     attention = AttentionMap("cls", self._token_views(item.ids, sources), layers, rolled)
                 results[i] = SentimentResult(
                     label=self.info.labels[best],

@@ -46,24 +46,30 @@ def resolve_base(spec: str, model_dir: Path) -> Path:
     return path if path.is_absolute() else (model_dir / path).resolve()
 
 
+SENTENCEPIECE_FILES = ("spiece.model", "sentencepiece.bpe.model", "spm.model", "tokenizer.model")
+CONVERT_COMMAND = (
+    'pip install transformers sentencepiece protobuf && python -c "import sys; from transformers import '
+    'AutoTokenizer; AutoTokenizer.from_pretrained(sys.argv[1]).save_pretrained(sys.argv[1])" DIR'
+)
+
+
 def tokenizer_file(model_dir: str | Path) -> Path:
-    """The tokenizer.json that goes with a model directory (an artifact falls back to its base's)."""
+    """The tokenizer that goes with a model directory: its tokenizer.json, else a WordPiece vocab.txt (an artifact
+    falls back to its base's). A SentencePiece model alone is refused with the command that converts it."""
     model_dir = Path(model_dir)
     if not model_dir.is_dir():
         raise ModelLoadError(f"model directory {model_dir} does not exist")
-    candidates = [model_dir / "tokenizer.json"]
+    directories = [model_dir]
     if is_artifact(model_dir):
-        candidates.append(resolve_base(read_json(model_dir / ARTIFACT_FILE)["base"], model_dir) / "tokenizer.json")
-    for candidate in candidates:
-        if candidate.exists():
-            return candidate
-    raise ModelLoadError(f"{model_dir} has no tokenizer.json (a fast tokenizer file is required)")
-
-
-def max_positions(model_dir: str | Path) -> int:
-    """How many tokens the model's position embeddings allow."""
-    model_dir = Path(model_dir)
-    config_dir = model_dir
-    if is_artifact(model_dir):
-        config_dir = resolve_base(read_json(model_dir / ARTIFACT_FILE)["base"], model_dir)
-    return int(read_json(config_dir / "config.json").get("max_position_embeddings", 512))
+        directories.append(resolve_base(read_json(model_dir / ARTIFACT_FILE)["base"], model_dir))
+    for name in ("tokenizer.json", "vocab.txt"):
+        for directory in directories:
+            if (directory / name).exists():
+                return directory / name
+    sentencepiece = [name for name in SENTENCEPIECE_FILES if (model_dir / name).exists()]
+    if sentencepiece:
+        raise ModelLoadError(
+            f"{model_dir} has a SentencePiece model ({sentencepiece[0]}) but no tokenizer.json; convert it once "
+            f"with: {CONVERT_COMMAND.replace('DIR', str(model_dir))}"
+        )
+    raise ModelLoadError(f"{model_dir} has no tokenizer.json (nor a WordPiece vocab.txt)")

@@ -1,10 +1,12 @@
 """Load a model directory by Hugging Face weight names, with every shape checked.
 
 Three layouts are served:
-- a bare BERT checkpoint (BertModel names, with or without the `bert.` prefix): encoder only;
-- a full task checkpoint (BertForSequenceClassification / BertForQuestionAnswering);
+- a bare encoder checkpoint of a supported family (with or without its `bert.`/`roberta.`/… prefix): encoder only;
+- a full task checkpoint (…ForSequenceClassification / …ForQuestionAnswering), model.safetensors or
+  pytorch_model.bin (read with torch's weights-only loader: tensors, never code);
 - an attention-serve artifact: `attention_serve.json` + `adapter.safetensors` (fine-tuned encoder
   tensors, LoRA matrices and head weights) on top of a base checkpoint, merged at load time.
+The family comes from config.json's `model_type` (service/engine/families/); anything else is refused at load.
 """
 
 from __future__ import annotations
@@ -13,12 +15,12 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import torch
 from safetensors.torch import load_file, save_file
 
 from service.engine.errors import ModelLoadError
+from service.engine.families import Family, Task, family_for
 from service.engine.layout import (
     ADAPTER_FILE,
     ARTIFACT_FILE,
@@ -28,36 +30,13 @@ from service.engine.layout import (
 )
 from service.engine.layout import read_json as _read_json
 from service.engine.lora import merge_lora
-from service.engine.model import ClassificationHead, EncoderConfig, SpanHead, TaskModel
+from service.engine.model import EncoderConfig, TaskModel
 
-Task = Literal["sentiment", "qa"]
 DEFAULT_LABELS = ("negative", "positive")
-
-# Hugging Face name → our name. Applied in order after the optional `bert.` prefix is dropped.
-_HF_TO_OURS = [
-    (r"^embeddings\.word_embeddings\.", "encoder.embeddings.word."),
-    (r"^embeddings\.position_embeddings\.", "encoder.embeddings.position."),
-    (r"^embeddings\.token_type_embeddings\.", "encoder.embeddings.token_type."),
-    (r"^embeddings\.LayerNorm\.", "encoder.embeddings.norm."),
-    (r"^encoder\.layer\.(\d+)\.attention\.self\.(query|key|value)\.", r"encoder.layers.\1.attention.\2."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.dense\.", r"encoder.layers.\1.attention.output."),
-    (r"^encoder\.layer\.(\d+)\.attention\.output\.LayerNorm\.", r"encoder.layers.\1.attention_norm."),
-    (r"^encoder\.layer\.(\d+)\.intermediate\.dense\.", r"encoder.layers.\1.ffn.up."),
-    (r"^encoder\.layer\.(\d+)\.output\.dense\.", r"encoder.layers.\1.ffn.down."),
-    (r"^encoder\.layer\.(\d+)\.output\.LayerNorm\.", r"encoder.layers.\1.ffn_norm."),
-    (r"^pooler\.dense\.", "head.pooler."),
-    (r"^classifier\.", "head.classifier."),
-    (r"^qa_outputs\.", "head.qa_outputs."),
-]
-_IGNORED = re.compile(r"(^|\.)position_ids$")
-
-
-def hf_to_ours(name: str) -> str | None:
-    name = name.removeprefix("bert.")
-    for pattern, replacement in _HF_TO_OURS:
-        if re.match(pattern, name):
-            return re.sub(pattern, replacement, name)
-    return None
+_IGNORED_SUFFIXES = ("position_ids", "token_type_ids")  # buffers some checkpoints carry
+_OURS = ("encoder.", "head.")  # names an attention-serve artifact stores as they are
+# The task head each task needs, by the suffix of a checkpoint's architecture class.
+_TASK_ARCHITECTURE = {"sentiment": "ForSequenceClassification", "qa": "ForQuestionAnswering"}
 
 
 def ours_to_hf(name: str) -> str:
@@ -92,8 +71,10 @@ class ModelInfo:
     version: str
     base: str
     labels: tuple[str, ...] = ()
-    max_position_embeddings: int = 512
+    max_position_embeddings: int = 512  # the longest input the model's positions allow
     metadata: dict = field(default_factory=dict, compare=False)
+    family: str = "BERT"
+    multi_label: bool = False  # labels scored independently (sigmoid), not as one distribution (softmax)
 
 
 @dataclass
@@ -101,31 +82,32 @@ class LoadedModel:
     model: TaskModel
     tokenizer_file: Path
     info: ModelInfo
+    pad_token_id: int = 0
 
 
 def _read_checkpoint(model_dir: Path) -> dict[str, torch.Tensor]:
     path = model_dir / "model.safetensors"
-    if not path.exists():
-        raise ModelLoadError(f"{model_dir} has no model.safetensors (pytorch_model.bin is not loaded: unsafe pickle)")
-    return load_file(str(path))
+    if path.exists():
+        return load_file(str(path))
+    legacy = model_dir / "pytorch_model.bin"
+    if legacy.exists():
+        try:  # weights_only: the unpickler builds tensors and plain containers, never arbitrary objects
+            return torch.load(legacy, map_location="cpu", weights_only=True)
+        except Exception as exc:
+            raise ModelLoadError(f"{legacy} is not a plain tensor checkpoint: {exc}") from None
+    raise ModelLoadError(f"{model_dir} has neither model.safetensors nor pytorch_model.bin")
 
 
-def _new_head(task: Task, hidden_size: int, num_labels: int) -> torch.nn.Module:
-    return ClassificationHead(hidden_size, num_labels) if task == "sentiment" else SpanHead(hidden_size)
-
-
-def _load_state(model: TaskModel, tensors: dict[str, torch.Tensor], source: Path, required: tuple[str, ...]) -> None:
+def _load_state(
+    model: TaskModel, tensors: dict[str, torch.Tensor], source: Path, required: tuple[str, ...], family: Family
+) -> None:
     """Copy tensors in by name; fail loudly on a shape mismatch or a missing weight under `required` prefixes."""
     ours = model.state_dict()
     seen: set[str] = set()
     for hf_name, tensor in tensors.items():
-        if _IGNORED.search(hf_name):
+        if hf_name.endswith(_IGNORED_SUFFIXES):
             continue
-        name = (
-            hf_to_ours(hf_name)
-            if not hf_name.startswith(("encoder.layers.", "encoder.embeddings.", "head."))
-            else hf_name
-        )
+        name = hf_name if hf_name.startswith(_OURS) and hf_name in ours else family.rename(hf_name)
         if name is None or name not in ours:
             continue  # e.g. an MLM head in a pretraining checkpoint
         if tuple(tensor.shape) != tuple(ours[name].shape):
@@ -139,19 +121,45 @@ def _load_state(model: TaskModel, tensors: dict[str, torch.Tensor], source: Path
         raise ModelLoadError(f"{source}: checkpoint lacks {len(missing)} weights, e.g. {missing[:3]}")
 
 
-def _labels_from_config(config: dict) -> tuple[str, ...]:
+def labels_from_config(config: dict) -> tuple[str, ...]:
+    """Label names exactly as the checkpoint's id2label has them, in id order; `LABEL_i` where it names none,
+    as transformers does."""
     id2label = config.get("id2label")
     if not id2label:
-        return DEFAULT_LABELS
-    return tuple(str(id2label[k]).lower() for k in sorted(id2label, key=int))
+        return tuple(f"LABEL_{i}" for i in range(config.get("num_labels", 2)))
+    try:
+        ordered = sorted(id2label.items(), key=lambda item: int(item[0]))
+    except ValueError:
+        raise ModelLoadError(f"id2label keys must be label indices, got {sorted(id2label)[:3]}") from None
+    if [int(k) for k, _ in ordered] != list(range(len(ordered))):
+        raise ModelLoadError(f"id2label must number its labels 0..{len(ordered) - 1}, got {[k for k, _ in ordered]}")
+    names = tuple(str(name) for _, name in ordered)
+    if len(set(names)) != len(names):
+        raise ModelLoadError(f"id2label names a label twice: {list(names)}")
+    return names
+
+
+def _check_architecture(config: dict, task: Task, model_dir: Path) -> None:
+    """A QA checkpoint given to the sentiment route (or the reverse) is refused by name, not by missing weights."""
+    wanted = _TASK_ARCHITECTURE[task]
+    architectures = config.get("architectures") or []
+    heads = [a for a in architectures if a.endswith(tuple(_TASK_ARCHITECTURE.values()))]
+    if heads and not any(a.endswith(wanted) for a in heads):
+        raise ModelLoadError(f"{model_dir} is a {heads[0]} checkpoint; the {task} task serves a …{wanted} checkpoint")
+
+
+def _build(config: dict, task: Task, num_labels: int) -> tuple[Family, EncoderConfig, TaskModel]:
+    family = family_for(config)
+    cfg = family.read_config(config)
+    return family, cfg, family.build(cfg, task, num_labels)
 
 
 def load_encoder(base_dir: Path, task: Task, num_labels: int = 2) -> tuple[TaskModel, dict]:
     """A TaskModel with the base's encoder weights and a freshly initialised head."""
     config = _read_json(base_dir / "config.json")
-    model = TaskModel(EncoderConfig.from_hf(config), _new_head(task, config["hidden_size"], num_labels))
+    family, _, model = _build(config, task, num_labels)
     with torch.no_grad():
-        _load_state(model, _read_checkpoint(base_dir), base_dir, required=("encoder.",))
+        _load_state(model, _read_checkpoint(base_dir), base_dir, required=("encoder.",), family=family)
     return model, config
 
 
@@ -166,7 +174,8 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
             raise ModelLoadError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
         base_dir = resolve_base(meta["base"], model_dir)
         labels = tuple(meta.get("labels", DEFAULT_LABELS)) if task == "sentiment" else ()
-        model, config = load_encoder(base_dir, task, num_labels=len(labels) or 2)
+        config = _read_json(base_dir / "config.json")
+        family, cfg, model = _build(config, task, len(labels) or 2)
         adapter = load_file(str(model_dir / ADAPTER_FILE))
         lora = {k: v for k, v in adapter.items() if k.endswith((".lora_A", ".lora_B"))}
         head = {k: v for k, v in adapter.items() if k.startswith("head.")}
@@ -179,35 +188,40 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
                 f"{model_dir}: {len(unknown)} tensors match no weight of the model, e.g. {unknown[:2]}"
             )
         with torch.no_grad():
-            _load_state(model, encoder, model_dir, required=())
+            _load_state(model, _read_checkpoint(base_dir), base_dir, required=("encoder.",), family=family)
+            _load_state(model, encoder, model_dir, required=(), family=family)
             if lora:
                 merge_lora(model, lora, meta["lora"]["alpha"] / meta["lora"]["rank"])
-            _load_state(model, head, model_dir, required=("head.",))
+            _load_state(model, head, model_dir, required=("head.",), family=family)
         info = ModelInfo(
             task=task,
             model_id=meta.get("model_id", model_dir.name),
             version=str(meta.get("version", "0")),
             base=meta["base"],
             labels=labels,
-            max_position_embeddings=config.get("max_position_embeddings", 512),
+            max_position_embeddings=cfg.max_tokens,
             metadata=meta,
+            family=family.name,
         )
     else:
         config = _read_json(model_dir / "config.json")
-        labels = _labels_from_config(config) if task == "sentiment" else ()
-        model = TaskModel(EncoderConfig.from_hf(config), _new_head(task, config["hidden_size"], len(labels) or 2))
+        _check_architecture(config, task, model_dir)
+        labels = labels_from_config(config) if task == "sentiment" else ()
+        family, cfg, model = _build(config, task, len(labels) or 2)
         with torch.no_grad():
-            _load_state(model, _read_checkpoint(model_dir), model_dir, required=("encoder.", "head."))
+            _load_state(model, _read_checkpoint(model_dir), model_dir, required=("encoder.", "head."), family=family)
         info = ModelInfo(
             task=task,
             model_id=model_dir.name,
             version=str(config.get("attention_serve_version", config.get("transformers_version", "0"))),
-            base=config.get("_name_or_path", model_dir.name),
+            base=config.get("_name_or_path") or model_dir.name,
             labels=labels,
-            max_position_embeddings=config.get("max_position_embeddings", 512),
+            max_position_embeddings=cfg.max_tokens,
+            family=family.name,
+            multi_label=task == "sentiment" and config.get("problem_type") == "multi_label_classification",
         )
     model.eval()
-    return LoadedModel(model=model, tokenizer_file=tokenizer_file(model_dir), info=info)
+    return LoadedModel(model=model, tokenizer_file=tokenizer_file(model_dir), info=info, pad_token_id=cfg.pad_token_id)
 
 
 def export_hf_checkpoint(loaded: LoadedModel, base_config: dict, out_dir: Path) -> None:

@@ -61,11 +61,15 @@ def test_engine_refuses_empty_text(sentiment_engine):
 def test_missing_and_unsupported_models_fail_at_load(tmp_path, base_dir):
     with pytest.raises(ModelLoadError, match="does not exist"):
         load_task_model(tmp_path / "nope", "sentiment")
-    broken = tmp_path / "roberta"
-    shutil.copytree(base_dir, broken, ignore=shutil.ignore_patterns("model.safetensors"))
+    broken = tmp_path / "gpt2"
+    shutil.copytree(base_dir, broken)
     config = json.loads((broken / "config.json").read_text())
-    (broken / "config.json").write_text(json.dumps({**config, "model_type": "roberta"}))
-    with pytest.raises(UnsupportedModelError, match="roberta"):
+    (broken / "config.json").write_text(json.dumps({**config, "model_type": "gpt2"}))
+    with pytest.raises(UnsupportedModelError, match="'gpt2' is not supported; supported families: BERT, DistilBERT"):
+        load_task_model(broken, "sentiment")
+    (broken / "config.json").write_text(json.dumps(config))
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="neither model.safetensors nor pytorch_model.bin"):
         load_task_model(broken, "sentiment")
     with pytest.raises(ModelLoadError, match="holds a 'sentiment' model"):
         load_task_model(default_model_dir("sentiment"), "qa")
