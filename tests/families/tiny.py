@@ -96,7 +96,13 @@ def fast_tokenizer(tok: Tokenizer, token_types: bool = True):
             "mask_token": "<mask>",
         }
     else:
-        names = {"cls_token": "[CLS]", "sep_token": "[SEP]", "pad_token": "[PAD]", "unk_token": "[UNK]", "mask_token": "[MASK]"}
+        names = {
+            "cls_token": "[CLS]",
+            "sep_token": "[SEP]",
+            "pad_token": "[PAD]",
+            "unk_token": "[UNK]",
+            "mask_token": "[MASK]",
+        }
     inputs = ["input_ids", "token_type_ids", "attention_mask"] if token_types else ["input_ids", "attention_mask"]
     return PreTrainedTokenizerFast(tokenizer_object=tok, model_max_length=512, model_input_names=inputs, **names)
 
