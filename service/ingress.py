@@ -20,7 +20,7 @@ from service.http.errors import Unavailable
 from service.http.routes import QueueAdmission, api_app, front_router, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
 from service.settings import BatchSettings, Settings, batching_over
-from service.workers import QAWorker, SentimentWorker
+from service.serving.worker import QAWorker, SentimentWorker
 
 logger = logging.getLogger("ray.serve")
 Task = Literal["sentiment", "qa"]

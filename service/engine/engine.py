@@ -19,7 +19,7 @@ import numpy as np
 import torch
 
 from service.engine.attention_maps import head_averaged, summarize
-from service.engine.batching import PassStats, plan_batches
+from service.engine.passes import PassStats, plan_batches
 from service.engine.decode import Candidate, WindowCandidates, null_answer, rank_answers, window_candidates
 from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, TokenView
 from service.engine.tokenize import Offset, QAInput, QAWindow, TextInput, TextTokenizer

@@ -30,7 +30,7 @@ from service.http.errors import (
     error_response,
 )
 from service.metrics import EdgeMetrics
-from service.rate_limit import TokenBuckets
+from service.http.rate_limit import TokenBuckets
 from service.settings import Settings
 
 access_logger = logging.getLogger("ray.serve.attention_serve.access")

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.batcher import Timing
+from service.serving.batcher import Timing
 from service.engine.errors import InputError
 from service.http.edge import Edge, EdgeMiddleware
 from service.http.errors import (
@@ -45,7 +45,7 @@ from service.protocol import (
     SentimentResponse,
 )
 from service.settings import SOURCE_MODEL_CARD, Settings
-from service.workers import QAWorker, SentimentWorker
+from service.serving.worker import QAWorker, SentimentWorker
 
 T = TypeVar("T")
 DESCRIPTION = "Sentiment and extractive QA with a BERT-family encoder; attention weights on request. " + DOCS_LINK
@@ -63,7 +63,7 @@ def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
 
 class QueueAdmission:
     """Refuse a task request when the work queued ahead of it would make it wait past the task's limit:
-    max_queue_wait_s, or overload_queue_wait_s while the queue stands (service/admission.py). The accepted
+    max_queue_wait_s, or overload_queue_wait_s while the queue stands (service/serving/admission.py). The accepted
     requests' latency stays bounded, however many more arrive. It also tells the batch queue how many admitted
     requests are still on their way to it (reading, parsing, tokenizing), so a batch waits for company only when
     company is coming."""

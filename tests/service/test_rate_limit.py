@@ -8,7 +8,7 @@ import time
 import httpx
 import pytest
 
-from service.rate_limit import TokenBuckets
+from service.http.rate_limit import TokenBuckets
 from tests.service.conftest import TIGHT_AUTH
 
 

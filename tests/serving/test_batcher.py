@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.batcher import BatchCost, Batcher, BatchLimits
+from service.serving.batcher import BatchCost, Batcher, BatchLimits
 
 
 @dataclass(frozen=True)

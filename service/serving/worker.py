@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from service.admission import WaitLimit
-from service.batcher import Batcher, BatchLimits, BatchReport, Timing
+from service.serving.admission import WaitLimit
+from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
 from service.engine.decode import Candidate, WindowCandidates
 from service.engine.engine import (
     EngineConfig,
@@ -107,7 +107,7 @@ class _Worker(Generic[E, J, Out]):
         self.metrics.set_wait_limit(self.wait_limit.limit_s(batching))
 
     def admission_limit(self, wait_s: float) -> float:
-        """The wait limit a request that would wait `wait_s` is admitted under (service/admission.py); the gauge
+        """The wait limit a request that would wait `wait_s` is admitted under (service/serving/admission.py); the gauge
         follows each change, so a dashboard shows when and how long the replica was overloaded."""
         before = self.wait_limit.overloaded
         limit = self.wait_limit.judge(wait_s, self.batching)

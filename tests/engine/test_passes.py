@@ -2,7 +2,7 @@
 
 import pytest
 
-from service.engine.batching import plan_batches
+from service.engine.passes import plan_batches
 from service.engine.engine import EngineConfig, QAEngine, SentimentJob
 
 

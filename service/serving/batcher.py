@@ -8,7 +8,7 @@ run before a later one's: under load, early requests finish early instead of all
 One worker thread runs the batches (the model is not re-entrant, and the event loop stays free to accept and
 refuse requests meanwhile). The queue knows how much work waits in it and how fast batches go, so it can say
 how long a new request would wait: the admission check refuses by that, not by a fixed count (and under what
-limit: service/admission.py).
+limit: service/serving/admission.py).
 Knows nothing of Ray, HTTP or tensors.
 """
 
@@ -165,7 +165,7 @@ class Batcher(Generic[J, Out]):
 
         What is left, not the running batch's whole cost: counted whole, a batch as long as the limit shuts
         admission for its whole run, the next batch starts (nearly) empty, and the wait seen by admission jumps
-        at every batch instead of standing where the queue stands (service/admission.py reads it as a signal)."""
+        at every batch instead of standing where the queue stands (service/serving/admission.py reads it as a signal)."""
         on_the_way = max(0, self._announced - self._submitted)
         jobs = len(self._queue) + on_the_way * self._request_size.jobs
         tokens = self._queued_tokens + on_the_way * self._request_size.tokens

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 import pytest
 from pydantic import ValidationError
 
-from service.admission import CALM_INTERVALS, MIN_REQUESTS, WaitLimit
+from service.serving.admission import CALM_INTERVALS, MIN_REQUESTS, WaitLimit
 from service.http.errors import Overloaded
 from service.http.routes import QueueAdmission
 from service.settings import BatchSettings, Settings
