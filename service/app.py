@@ -10,20 +10,15 @@ front at `/` serves health, readiness, the model list, the docs and the explorer
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from ray.serve import Application
 
 from service.ingress import Front, QAIngress, SentimentIngress
 from service.settings import DeploymentSettings, Settings
+from service.tasks import TASKS
 
-Task = Literal["sentiment", "qa"]
 FRONT_APP = "attention-serve"
-# task -> (application name suffix, deployment name, route below the API's path prefix)
-TASK_APPS: dict[Task, tuple[str, str, str]] = {
-    "sentiment": ("sentiment", "SentimentIngress", "/v1/sentiment"),
-    "qa": ("qa", "QAIngress", "/v1/qa"),
-}
 # The Ray placement share of the front: it only answers health checks and docs.
 FRONT_NUM_CPUS = 0.1
 
@@ -62,7 +57,7 @@ def qa_app(args: dict[str, Any] | None = None) -> Application:
 def front_app(args: dict[str, Any] | None = None) -> Application:
     settings = Settings(**(args or {}))
     names = application_names(settings.path_prefix)
-    task_apps = {task: (names[task], TASK_APPS[task][1]) for task in TASK_APPS}
+    task_apps = {task: (names[task], TASKS[task].deployment) for task in TASKS}
     return Front.options(num_replicas=1, ray_actor_options={"num_cpus": FRONT_NUM_CPUS}).bind(
         settings.for_replicas(), task_apps
     )
@@ -74,7 +69,7 @@ def application_names(path_prefix: str = "") -> dict[str, str]:
     At the root: attention-serve, attention-serve-sentiment, attention-serve-qa; under /tight: tight, ...
     """
     base = path_prefix.strip("/").replace("/", "-") or FRONT_APP
-    return {"front": base, **{task: f"{base}-{task}" for task in TASK_APPS}}
+    return {"front": base, **{task: spec.application(base) for task, spec in TASKS.items()}}
 
 
 def serve_applications(args: dict[str, Any] | None = None, logging_config: dict | None = None) -> list[dict]:
@@ -84,8 +79,6 @@ def serve_applications(args: dict[str, Any] | None = None, logging_config: dict 
     names = application_names(prefix)
     logging_config = logging_config or {"encoding": "JSON", "log_level": "INFO"}
     applications = [{"name": names["front"], "route_prefix": prefix or "/", "import_path": "service.app:front_app"}]
-    for task, (_, _, route) in TASK_APPS.items():
-        applications.append(
-            {"name": names[task], "route_prefix": prefix + route, "import_path": f"service.app:{task}_app"}
-        )
+    for task, spec in TASKS.items():
+        applications.append({"name": names[task], "route_prefix": prefix + spec.route, "import_path": spec.builder})
     return [{**app, "args": args, "logging_config": logging_config} for app in applications]

@@ -22,7 +22,6 @@ from pathlib import Path
 
 import httpx
 
-from service.app import TASK_APPS
 from service.ops import (
     DEFAULT_DASHBOARD,
     DEFAULT_METRICS_PORT,
@@ -37,6 +36,7 @@ from service.ops import (
     start_service,
     stop_service,
 )
+from service.tasks import TASKS
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
@@ -148,7 +148,7 @@ def parser() -> argparse.ArgumentParser:
     predict.set_defaults(handler=_cmd_predict)
 
     scale = commands.add_parser("scale", help="change a task's replicas on the running service")
-    scale.add_argument("task", choices=sorted(TASK_APPS))
+    scale.add_argument("task", choices=sorted(TASKS))
     scale.add_argument("--replicas", type=int, help="a fixed number of replicas (turns autoscaling off)")
     scale.add_argument("--min", type=int, help="autoscaling lower bound")
     scale.add_argument("--max", type=int, help="autoscaling upper bound")

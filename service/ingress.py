@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Literal
+from typing import Any
 
 from fastapi import FastAPI
 from ray import serve
@@ -19,11 +19,11 @@ from service.http.edge import Edge
 from service.http.errors import Unavailable
 from service.http.routes import QueueAdmission, api_app, front_router, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
-from service.settings import BatchSettings, Settings, batching_over
 from service.serving.worker import QAWorker, SentimentWorker
+from service.settings import BatchSettings, Settings, batching_over
+from service.tasks import Task
 
 logger = logging.getLogger("ray.serve")
-Task = Literal["sentiment", "qa"]
 
 
 class _TaskIngress:

@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 from typing import Any, Literal
 
-from service.app import TASK_APPS, application_names, serve_applications
+from service.app import application_names, serve_applications
 from service.settings import TASK_BATCHING, BatchSettings, batching_over
+from service.tasks import TASKS
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
 DEFAULT_METRICS_PORT = 8080
@@ -132,7 +133,7 @@ def stop_service() -> None:
 
 def _edited(current: dict, task: str, path_prefix: str = "") -> tuple[dict, dict]:
     """A copy of the live Serve config and, in it, the entry of one task's deployment (added when absent)."""
-    app_name, deployment_name = application_names(path_prefix)[task], TASK_APPS[task][1]  # type: ignore[index]
+    app_name, deployment_name = application_names(path_prefix)[task], TASKS[task].deployment  # type: ignore[index]
     config = json.loads(json.dumps(current))
     app = next((a for a in config["applications"] if a["name"] == app_name), None)
     if app is None:

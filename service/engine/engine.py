@@ -19,11 +19,11 @@ import numpy as np
 import torch
 
 from service.engine.attention_maps import head_averaged, summarize
-from service.engine.passes import PassStats, plan_batches
 from service.engine.decode import Candidate, WindowCandidates, null_answer, rank_answers, window_candidates
-from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, TokenView
+from service.engine.passes import PassStats, plan_batches
+from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, Task, TokenView
 from service.engine.tokenize import Offset, QAInput, QAWindow, TextInput, TextTokenizer
-from service.engine.weights import LoadedModel, ModelInfo, Task, load_task_model
+from service.engine.weights import LoadedModel, ModelInfo, load_task_model
 
 Precision = Literal["fp32", "bf16"]
 PrecisionChoice = Literal["auto", "fp32", "bf16"]

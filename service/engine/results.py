@@ -6,6 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+Task = Literal["sentiment", "qa"]  # what the engine serves: a label per text, or answer spans in a context
+
 
 @dataclass(frozen=True)
 class TokenView:

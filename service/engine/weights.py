@@ -20,7 +20,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from service.engine.errors import ModelLoadError
-from service.engine.families import Family, Task, family_for
+from service.engine.families import Family, family_for
 from service.engine.layout import (
     ADAPTER_FILE,
     ARTIFACT_FILE,
@@ -31,6 +31,7 @@ from service.engine.layout import (
 from service.engine.layout import read_json as _read_json
 from service.engine.lora import merge_lora
 from service.engine.model import EncoderConfig, TaskModel
+from service.engine.results import Task
 
 DEFAULT_LABELS = ("negative", "positive")
 _IGNORED_SUFFIXES = ("position_ids", "token_type_ids")  # buffers some checkpoints carry

@@ -29,12 +29,12 @@ from service.http.errors import (
     UnsupportedMediaType,
     error_response,
 )
-from service.metrics import EdgeMetrics
 from service.http.rate_limit import TokenBuckets
+from service.metrics import EdgeMetrics
 from service.settings import Settings
+from service.tasks import TASK_OF_ROUTE  # the JSON routes; others count as "other"
 
 access_logger = logging.getLogger("ray.serve.attention_serve.access")
-TASK_OF_ROUTE = {"/v1/sentiment": "sentiment", "/v1/qa": "qa"}  # the JSON routes; others count as "other"
 
 Scope = dict[str, Any]
 Message = dict[str, Any]

@@ -165,7 +165,7 @@ class Batcher(Generic[J, Out]):
 
         What is left, not the running batch's whole cost: counted whole, a batch as long as the limit shuts
         admission for its whole run, the next batch starts (nearly) empty, and the wait seen by admission jumps
-        at every batch instead of standing where the queue stands (service/serving/admission.py reads it as a signal)."""
+        at every batch instead of standing where the queue stands (serving/admission.py reads it as a signal)."""
         on_the_way = max(0, self._announced - self._submitted)
         jobs = len(self._queue) + on_the_way * self._request_size.jobs
         tokens = self._queued_tokens + on_the_way * self._request_size.tokens

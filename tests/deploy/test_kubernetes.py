@@ -21,8 +21,9 @@ import yaml
 from jsonschema import Draft202012Validator
 from referencing import Registry, Resource
 
-from service.app import FRONT_NUM_CPUS, TASK_APPS, application_names, serve_applications
+from service.app import FRONT_NUM_CPUS, application_names, serve_applications
 from service.settings import BatchSettings, Settings
+from service.tasks import TASKS
 from tests.deploy.dockerfiles import REPO, repo_dockerfile, stages
 
 MANIFEST = REPO / "deploy" / "kubernetes" / "rayservice.yaml"
@@ -155,7 +156,7 @@ def test_serve_config_deploys_what_attention_serve_run_deploys(manifest):
     built = [(a["name"], a["route_prefix"], a["import_path"]) for a in serve_applications(args)]
     assert ours == built
     by_app = {app["name"]: app for app in applications}
-    for task, (_, deployment_name, _) in TASK_APPS.items():
+    for task, deployment_name in ((t, spec.deployment) for t, spec in TASKS.items()):
         (deployment,) = by_app[application_names(settings.path_prefix)[task]]["deployments"]
         assert deployment["name"] == deployment_name
         batching = BatchSettings.model_validate(deployment["user_config"])

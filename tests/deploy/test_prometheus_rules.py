@@ -46,11 +46,12 @@ def test_unit_tests_use_the_names_the_service_deploys():
 
     import yaml
 
-    from service.app import TASK_APPS, application_names
+    from service.app import application_names
     from service.ingress import Front
+    from service.tasks import TASKS
 
     names = application_names()
-    deployments = {names["front"]: Front.name, **{names[task]: TASK_APPS[task][1] for task in TASK_APPS}}
+    deployments = {names["front"]: Front.name, **{names[task]: TASKS[task].deployment for task in TASKS}}
     tests = yaml.safe_load((PROMETHEUS_DIR / "alerts_test.yml").read_text())["tests"]
     labelled = 0
     for test in tests:
@@ -62,6 +63,6 @@ def test_unit_tests_use_the_names_the_service_deploys():
             assert labels["application"] in deployments, series["series"]
             if "deployment" in labels:
                 assert labels["deployment"] == deployments[labels["application"]], series["series"]
-            if labels.get("task") in TASK_APPS:  # each task's requests are counted in its own application
+            if labels.get("task") in TASKS:  # each task's requests are counted in its own application
                 assert labels["application"] == names[labels["task"]], series["series"]
     assert labelled

@@ -10,8 +10,9 @@ import yaml
 from pydantic import ValidationError
 from ray.serve.schema import ServeDeploySchema
 
-from service.app import TASK_APPS, application_names, serve_applications
+from service.app import application_names, serve_applications
 from service.settings import BatchSettings, DeploymentSettings, Settings
+from service.tasks import TASKS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = yaml.safe_load((ROOT / "deploy" / "serve_config.yaml").read_text())
@@ -37,7 +38,7 @@ def test_it_deploys_what_attention_serve_run_deploys():
 def test_args_are_valid_settings_and_deployments_exist():
     settings = Settings(**CONFIG["applications"][0].get("args", {}))
     by_app = {app["name"]: app for app in CONFIG["applications"]}
-    for task, (_, deployment_name, _) in TASK_APPS.items():
+    for task, deployment_name in ((t, spec.deployment) for t, spec in TASKS.items()):
         (deployment,) = by_app[application_names(settings.path_prefix)[task]]["deployments"]
         assert deployment["name"] == deployment_name
         batching = BatchSettings.model_validate(deployment["user_config"])

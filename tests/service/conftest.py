@@ -14,8 +14,9 @@ import time
 import httpx
 import pytest
 
-from service.app import TASK_APPS, application_names, serve_applications
+from service.app import application_names, serve_applications
 from service.ops import start_service, stop_service
+from service.tasks import TASKS
 
 PORT = int(os.environ.get("ATTENTION_SERVE_TEST_PORT", "18000"))
 METRICS_PORT = PORT + 80
@@ -30,9 +31,9 @@ def applications(args: dict, batching: dict, runtime_env: dict | None = None, **
     user_config (autoscaling_config None: the builder enables autoscaling in code; these replicas stay fixed)."""
     apps = serve_applications(args)
     for app in apps:
-        task = next((t for t in TASK_APPS if app["name"].endswith(f"-{t}")), None)
+        task = next((t for t in TASKS if app["name"].endswith(f"-{t}")), None)
         if task is not None:
-            deployment = {"name": TASK_APPS[task][1], "num_replicas": 1, "autoscaling_config": None}
+            deployment = {"name": TASKS[task].deployment, "num_replicas": 1, "autoscaling_config": None}
             app["deployments"] = [{**deployment, "user_config": batching, **options}]
         if runtime_env:
             app["runtime_env"] = runtime_env

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from ray import serve
 
-from service.app import TASK_APPS
+from service.tasks import TASKS
 from tests.service.conftest import MAIN_APPS
 
 pytestmark = pytest.mark.integration
@@ -35,7 +35,7 @@ def qa_pair(i: int) -> dict:
 
 def task_handle(task: str):
     """The task's ingress deployment in the main test deployment (stats and describe, not requests)."""
-    return serve.get_deployment_handle(TASK_APPS[task][1], app_name=MAIN_APPS[task])
+    return serve.get_deployment_handle(TASKS[task].deployment, app_name=MAIN_APPS[task])
 
 
 def batch_sizes(task: str) -> dict[int, int]:

@@ -13,8 +13,8 @@ import httpx
 import pytest
 from ray import serve
 
-from service.app import TASK_APPS
 from service.ops import apply_config, batching_config, live_config, local_dashboard, scaled_config
+from service.tasks import TASKS
 from tests.service.conftest import MAIN_APPS
 from tests.service.test_concurrency import batch_sizes, distinct_texts, new_batches, post_all, task_handle
 
@@ -36,7 +36,7 @@ def set_user_config(task: str, **changes) -> None:
 def live_user_config(task: str) -> dict:
     for app in live_config(local_dashboard())["applications"]:
         if app["name"] == MAIN_APPS[task]:
-            return next(d for d in app["deployments"] if d["name"] == TASK_APPS[task][1]).get("user_config") or {}
+            return next(d for d in app["deployments"] if d["name"] == TASKS[task].deployment).get("user_config") or {}
     raise AssertionError(f"no live application {MAIN_APPS[task]}")
 
 
@@ -46,7 +46,7 @@ def sentiment_batching(client) -> dict:
 
 
 def running_replicas(task: str) -> int:
-    status = serve.status().applications[MAIN_APPS[task]].deployments[TASK_APPS[task][1]]
+    status = serve.status().applications[MAIN_APPS[task]].deployments[TASKS[task].deployment]
     return status.replica_states.get("RUNNING", 0)
 
 

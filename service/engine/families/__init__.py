@@ -9,12 +9,13 @@ from __future__ import annotations
 from typing import Any
 
 from service.engine.errors import UnsupportedModelError
-from service.engine.families.base import Family, Task
+from service.engine.families.base import Family
 from service.engine.families.bert import Bert, DistilBert, Electra, Roberta
+from service.engine.families.modernbert import ModernBert
 
-FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), Roberta(), Electra())
+FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), Roberta(), Electra(), ModernBert())
 _BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
-SUPPORTED = "BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA"
+SUPPORTED = "BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, ModernBERT"
 
 
 def family_for(config: dict[str, Any]) -> Family:
@@ -38,4 +39,4 @@ def _model_type_of_architectures(architectures: list[str]) -> str:
     return architectures[0] if architectures else "bert"
 
 
-__all__ = ["FAMILIES", "SUPPORTED", "Family", "Task", "family_for"]
+__all__ = ["FAMILIES", "SUPPORTED", "Family", "family_for"]

@@ -8,14 +8,13 @@ while a weight of ours that the checkpoint lacks is a load error.
 from __future__ import annotations
 
 import re
-from typing import Any, Literal
+from typing import Any
 
 from torch import nn
 
 from service.engine.errors import UnsupportedModelError
 from service.engine.model import ACTIVATIONS, ClassificationHead, EncoderConfig, SpanHead, TaskModel
-
-Task = Literal["sentiment", "qa"]
+from service.engine.results import Task
 
 # Old TensorFlow-era names for a LayerNorm's parameters, still found in some checkpoints.
 _OLD_NORM_NAMES = (
