@@ -60,12 +60,12 @@ RUN pip install "/tmp/src[load]" \
     && rm -rf /tmp/src
 USER 1000:1000
 ENV HEALTHCHECK_URL=http://127.0.0.1:8089/
-# Locust's web UI; the locustfile is mounted at /app/loadtests (docker-compose.yml).
+# Locust's web UI; loadtests/ (the locustfile in loadtests/locust/) is mounted at /app/loadtests (docker-compose.yml).
 EXPOSE 8089
 HEALTHCHECK --interval=10s --timeout=5s --start-period=30s --retries=3 \
     CMD ["python", "-c", "import os, urllib.request; urllib.request.urlopen(os.environ['HEALTHCHECK_URL'], timeout=4)"]
 ENTRYPOINT ["locust"]
-CMD ["-f", "/app/loadtests/locustfile.py"]
+CMD ["-f", "/app/loadtests/locust/locustfile.py"]
 
 
 FROM base AS service

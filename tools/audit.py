@@ -1,7 +1,12 @@
 """Dependency audit: pip-audit over the installed environment, with PyPI's own advisories as the fallback.
 
-    python -m tools.audit            # table of findings; exit 1 on a vulnerability deploy/dependency-audit.toml
-                                     # does not explain
+    python -m tools.audit            # every advisory found; exit 1 only on one against a release pyproject.toml
+                                     # pins exactly (==) that deploy/dependency-audit.toml does not accept
+
+Every advisory is reported. Only those against an exact pin fail: a pinned release stays put until someone moves
+the pin, so its advisory is this project's to fix or explain. Everything else is resolved to the newest release
+its ranges allow, and an advisory published today against some transitive dependency is reported for the next
+upgrade, not turned into a red build that no change here caused.
 
 pip-audit asks PyPI's per-release JSON (or OSV) for each installed distribution. Where that is not reachable
 (this project's build machines see a PyPI mirror without per-release pages, and no OSV), a distribution
@@ -22,9 +27,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from packaging.requirements import Requirement
+from packaging.specifiers import Specifier
 from packaging.utils import canonicalize_name
 
-KNOWN = Path(__file__).resolve().parents[1] / "deploy" / "dependency-audit.toml"
+REPO = Path(__file__).resolve().parents[1]
+KNOWN = REPO / "deploy" / "dependency-audit.toml"
+PYPROJECT = REPO / "pyproject.toml"
 PROJECT = "attention-serve"
 
 
@@ -45,6 +54,33 @@ class Audit:
 
     def unexplained(self, accepted: dict[str, str]) -> list[Finding]:
         return [f for f in self.findings if f.id not in accepted]
+
+    def failing(self, accepted: dict[str, str], pins: dict[str, str]) -> list[Finding]:
+        """The unexplained advisories against exactly the release pyproject.toml pins: the ones that fail.
+
+        The release is matched as pip does (PEP 440), so `torch==2.13.0` pins the installed 2.13.0+cpu."""
+        return [f for f in self.unexplained(accepted) if is_pinned(f.name, f.version, pins)]
+
+
+def is_pinned(name: str, version: str, pins: dict[str, str]) -> bool:
+    pin = pins.get(canonicalize_name(name))
+    return pin is not None and Specifier(f"=={pin}").contains(version, prereleases=True)
+
+
+def exact_pins(pyproject: Path = PYPROJECT) -> dict[str, str]:
+    """name -> version for every `name==version` in pyproject.toml's dependencies and extras (`ray[serve]==2.60.0`
+    pins ray); ranges, upper bounds and wildcards (`==2.*`) are not exact pins."""
+    project = tomllib.loads(pyproject.read_text())["project"]
+    lines = list(project.get("dependencies", []))
+    for extra in project.get("optional-dependencies", {}).values():
+        lines += extra
+    pins = {}
+    for line in lines:
+        requirement = Requirement(line)
+        for spec in requirement.specifier:
+            if spec.operator == "==" and "*" not in spec.version:
+                pins[canonicalize_name(requirement.name)] = spec.version
+    return pins
 
 
 def installed() -> dict[str, str]:
@@ -70,21 +106,28 @@ def pypi_latest(name: str) -> tuple[str, list[dict]] | None:
 
 
 def audit(python: str = sys.executable) -> Audit:
-    versions = installed()
+    dependencies = run_pip_audit(python)
+    skipped = [canonicalize_name(d["name"]) for d in dependencies if "skip_reason" in d]
+    with ThreadPoolExecutor(16) as pool:
+        pages = dict(zip(skipped, pool.map(pypi_latest, skipped), strict=True))
+    return collect(dependencies, pages, installed())
+
+
+def collect(
+    dependencies: list[dict], pages: dict[str, tuple[str, list[dict]] | None], versions: dict[str, str]
+) -> Audit:
+    """The audit from pip-audit's `dependencies` (its JSON report) and, for what it skipped, PyPI's project pages
+    (`pypi_latest`'s answers by name); `versions` is what is installed, by canonical name."""
     result = Audit()
-    skipped = []
-    for dependency in run_pip_audit(python):
+    for dependency in dependencies:
         name = canonicalize_name(dependency["name"])
         if "skip_reason" in dependency:
-            skipped.append(name)
             continue
         result.audited[name] = "pip-audit"
         for vuln in dependency.get("vulns", []):
             result.findings.append(
                 Finding(name, dependency["version"], vuln["id"], tuple(vuln.get("fix_versions", [])), "pip-audit")
             )
-    with ThreadPoolExecutor(16) as pool:
-        pages = dict(zip(skipped, pool.map(pypi_latest, skipped), strict=True))
     for name, page in pages.items():
         version = versions.get(name, "?")
         if name == PROJECT:
@@ -105,21 +148,33 @@ def known() -> dict[str, dict[str, str]]:
     return tomllib.loads(KNOWN.read_text())
 
 
-def report(result: Audit, accepted: dict[str, str]) -> list[str]:
-    lines = [f"audited {len(result.audited)} distributions, could not audit {len(result.not_audited)}"]
+def report(result: Audit, accepted: dict[str, str], pins: dict[str, str]) -> list[str]:
+    """Every finding, each saying whether it fails the audit (an exact pin, not accepted) or is only reported."""
+    failing = set(result.failing(accepted, pins))
+    lines = [
+        f"audited {len(result.audited)} distributions, could not audit {len(result.not_audited)}; "
+        f"{len(result.findings)} advisories, {len(failing)} failing (against an exact pin, not accepted)"
+    ]
     lines += [f"  not audited: {name}: {why}" for name, why in sorted(result.not_audited.items())]
     for finding in result.findings:
-        note = accepted.get(finding.id, "NOT EXPLAINED in deploy/dependency-audit.toml")
         fixed = ", ".join(finding.fixed_in) or "-"
-        lines.append(f"  {finding.name} {finding.version}: {finding.id} (fixed in {fixed}): {note}")
+        if finding.id in accepted:
+            verdict = f"accepted: {accepted[finding.id]}"
+        elif finding in failing:
+            verdict = f"FAILS: pyproject.toml pins {finding.name}=={finding.version}; move the pin or accept it in"
+            verdict += " deploy/dependency-audit.toml"
+        else:
+            verdict = "reported: not an exact pin, upgrade when a fix is out (or pin and explain)"
+        lines.append(f"  {finding.name} {finding.version}: {finding.id} (fixed in {fixed}): {verdict}")
     return lines
 
 
 def main() -> int:
     accepted = known().get("accepted", {})
+    pins = exact_pins()
     result = audit()
-    sys.stdout.write("\n".join(report(result, accepted)) + "\n")
-    return 1 if result.unexplained(accepted) else 0
+    sys.stdout.write("\n".join(report(result, accepted, pins)) + "\n")
+    return 1 if result.failing(accepted, pins) else 0
 
 
 if __name__ == "__main__":

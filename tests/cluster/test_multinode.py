@@ -1,6 +1,6 @@
 """A head and two worker nodes (real Ray processes) on this machine; one worker dies under load.
 
-Runs `python -m loadtests.multinode` in its own process (one Ray cluster per process) and checks its report.
+Runs `python -m loadtests.reliability.multinode` in its own process (one Ray cluster per process) and checks its report.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.multinode import USERS
+from loadtests.reliability.multinode import USERS
 
 pytestmark = pytest.mark.integration
 
@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def test_losing_a_worker_node_under_load_loses_no_answer(tmp_path):
     report_file = tmp_path / "report.json"
     done = subprocess.run(
-        [sys.executable, "-m", "loadtests.multinode", "--json", str(report_file)],
+        [sys.executable, "-m", "loadtests.reliability.multinode", "--json", str(report_file)],
         cwd=ROOT, capture_output=True, text=True, timeout=420,
     )  # fmt: skip
     assert report_file.exists(), done.stdout[-3000:] + done.stderr[-3000:]

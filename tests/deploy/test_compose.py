@@ -95,7 +95,7 @@ def test_locust_reads_the_mounted_locustfile(compose):
     mounts = _bind_mounts(locust)
     (mount_target,) = [t for t in mounts if locustfile.startswith(t + "/")]
     host_file = mounts[mount_target] / os.path.relpath(locustfile, mount_target)
-    assert host_file == REPO / "loadtests" / "locustfile.py"
+    assert host_file == REPO / "loadtests" / "locust" / "locustfile.py"
     assert command[command.index("--host") + 1] == "http://ray-head:8000"
     if not host_file.parent.exists():
         pytest.skip("loadtests/ is not in this tree yet (written separately); the mount and path are checked")

@@ -1,4 +1,4 @@
-"""Faults under load, short form of loadtests/faults.py: SIGKILL the sentiment ingress replica."""
+"""Faults under load, short form of loadtests/reliability/faults.py: SIGKILL the sentiment ingress replica."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import asyncio
 import httpx
 import pytest
 
-from loadtests.faults import run, targets
+from loadtests.reliability.faults import run, targets
 
 pytestmark = pytest.mark.integration
 USERS = 4

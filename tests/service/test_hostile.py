@@ -1,11 +1,12 @@
-"""Hostile input over real HTTP (the cases live in loadtests/hostile.py, which also reports them by hand)."""
+"""Hostile input over real HTTP (the cases live in loadtests/reliability/hostile.py, which also reports them)."""
 
 from __future__ import annotations
 
 import httpx
 import pytest
 
-from loadtests.hostile import CASES, MB, crowd, replica_memory, send, slow_body
+from loadtests.reliability.hostile import CASES, crowd, send, slow_body
+from loadtests.reliability.replicas import MB, replica_memory
 from tests.service.conftest import MAIN_APPS, TIGHT_AUTH
 
 pytestmark = pytest.mark.integration

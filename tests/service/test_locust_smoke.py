@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from loadtests.run import read_stats
+from loadtests.locust.run import read_stats
 
 pytestmark = pytest.mark.integration
 
@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 def run_load(service_url: str, out: Path, *options: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "loadtests.run", "--host", service_url, "--out", str(out), *options],
+        [sys.executable, "-m", "loadtests.locust", "--host", service_url, "--out", str(out), *options],
         cwd=ROOT, capture_output=True, text=True, timeout=180,
     )  # fmt: skip
 

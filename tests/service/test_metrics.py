@@ -17,7 +17,7 @@ import httpx
 import pytest
 import yaml
 
-from loadtests.servers import free_port
+from loadtests.common.net import free_port
 from tests.service.conftest import METRICS_PORT, TIGHT_AUTH
 from tests.service.test_concurrency import distinct_texts, post_all
 from tests.service.test_limits import LONG_CONTEXT

@@ -1,4 +1,4 @@
-"""Overload, short form: 3x the measured capacity for 10 s (loadtests/overload.py runs the full minute)."""
+"""Overload, short form: 3x the measured capacity for 10 s (loadtests/reliability/overload.py runs the full minute)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from loadtests.overload import run
+from loadtests.reliability.overload import run
 
 pytestmark = pytest.mark.integration
 
@@ -19,6 +19,6 @@ def test_three_times_capacity_is_shed_and_the_service_recovers(service_url):
     assert summary["statuses"].get("200", 0) > 0, summary
     # Only answers and clean sheds with Retry-After, every answer its request's own, accepted p99 under the
     # timeout, latency back to twice the baseline within 10 s of the load stopping.
-    # The accepted-p99 ratio is a speed target: `python -m loadtests.overload` measures it on a quiet machine
-    # (docs/reliability.md); under the suite's shared cores it is noise, so the test keeps to the promises.
+    # The accepted-p99 ratio is a speed target: `python -m loadtests.reliability.overload` measures it on a quiet
+    # machine (docs/reliability.md); under the suite's shared cores it is noise, so the test keeps to the promises.
     assert report.broken_promises(recovery_goal_s=10, latency_goal=False) == [], json.dumps(summary)

@@ -1,0 +1,1 @@
+"""What more than one of locust/, benchmark/ and reliability/ needs: statistics, ports, checkable texts."""
