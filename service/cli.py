@@ -1,6 +1,8 @@
 """`attention-serve`: run the service, ask it one question, scale it.
 
     attention-serve run [--config deploy/serve_config.yaml] [--port 8000]
+    attention-serve run --sentiment-model ./distilbert-sst2 --qa-model ./roberta-squad2
+    attention-serve run --sentiment-model sst2=./distilbert-sst2 --sentiment-model emotions=./go-emotions
     attention-serve predict sentiment "a gripping, funny film"
     attention-serve predict qa --question "Who wrote it?" --context "It was written by Ada."
     attention-serve predict sentiment "meh" --url http://127.0.0.1:8000
@@ -39,12 +41,36 @@ from service.ops import (
 from service.tasks import TASKS
 
 
+def _models_arg(values: list[str], flag: str) -> dict:
+    """`--sentiment-model DIR` (one model) or several `--sentiment-model ID=DIR` (the first is the default)."""
+    if len(values) == 1 and "=" not in values[0]:
+        return {"model_dir": values[0]}
+    models = {}
+    for value in values:
+        model_id, sep, directory = value.partition("=")
+        if not sep or not model_id or not directory:
+            raise SystemExit(f"{flag} {value!r}: with several models, give each as ID=DIR")
+        models[model_id] = directory
+    return {"models": models}
+
+
 def _cmd_run(args: argparse.Namespace) -> int:
+    from service.engine.errors import ModelLoadError
+
+    overrides = {}
+    for task, values in (("sentiment", args.sentiment_model), ("qa", args.qa_model)):
+        if values:
+            overrides[task] = _models_arg(values, f"--{task.replace('_', '-')}-model")
     if args.config:
+        if overrides:
+            raise SystemExit("--sentiment-model / --qa-model go without --config (set models in its args: instead)")
         config = load_deploy_config(args.config, args.host, args.port)
     else:
-        config = default_deploy_config(args.host or "127.0.0.1", args.port or 8000)
-    url = start_service(config, metrics_port=args.metrics_port, proxy=args.proxy)
+        config = default_deploy_config(args.host or "127.0.0.1", args.port or 8000, args=overrides)
+    try:
+        url = start_service(config, metrics_port=args.metrics_port, proxy=args.proxy)
+    except ModelLoadError as exc:
+        raise SystemExit(f"attention-serve: cannot serve that model: {exc.message}") from None
     print(f"attention-serve is up at {url}  (API docs {url}/docs, attention explorer {url}/explore)")
     print(f"Ray dashboard: {local_dashboard()}")
     print(f"Prometheus metrics: http://127.0.0.1:{args.metrics_port}/metrics")
@@ -130,6 +156,14 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULT_PROXY,
         help=f"HTTP proxy in front of the replicas (default {DEFAULT_PROXY}; see the README)",
     )
+    for task in ("sentiment", "qa"):
+        run.add_argument(
+            f"--{task}-model",
+            action="append",
+            metavar="[ID=]DIR",
+            help=f"{task} model directory (a Hugging Face checkpoint or an artifact); repeat as ID=DIR to serve "
+            "several, the first the default (default: the shipped model)",
+        )
     run.set_defaults(handler=_cmd_run)
 
     predict = commands.add_parser("predict", help="one prediction, from the local engine or a running server")

@@ -17,9 +17,10 @@ from ray import serve
 
 from service.http.edge import Edge
 from service.http.errors import Unavailable
-from service.http.routes import QueueAdmission, api_app, front_router, qa_router, sentiment_router
+from service.http.routes import api_app, front_router, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
-from service.serving.worker import QAWorker, SentimentWorker
+from service.serving.admission import QueueAdmission
+from service.serving.models import TaskModels
 from service.settings import BatchSettings, Settings, batching_over
 from service.tasks import Task
 
@@ -27,29 +28,20 @@ logger = logging.getLogger("ray.serve")
 
 
 class _TaskIngress:
-    """What both task ingresses share: settings, the model's life cycle, health, live reconfiguration.
+    """What both task ingresses share: settings, the models' life cycle, health, live reconfiguration.
 
-    The model is loaded in the first `reconfigure` (Serve calls it right after the constructor with the
-    deployment's user_config), so it is loaded once, at the configured precision.
+    The models load in the constructor, at the settings' precision, before the replica takes a request; Serve then
+    calls `reconfigure` with the deployment's user_config, which reloads only if that asks for another precision.
     """
 
     task: Task
-    _worker: SentimentWorker | QAWorker | None = None
 
     def __init__(self, settings: dict[str, Any]) -> None:
         self.settings = Settings.model_validate(settings)
-
-    def _load(self, batching: BatchSettings) -> SentimentWorker | QAWorker:
-        raise NotImplementedError
-
-    @property
-    def worker(self) -> SentimentWorker | QAWorker:
-        if self._worker is None:  # deployed without a user_config: the settings' batching
-            self._worker = self._load(getattr(self.settings, self.task).batching)
-        return self._worker
+        self.models: TaskModels = TaskModels(self.task, self.settings)
 
     def _edge(self) -> Edge:
-        return Edge.for_replica(self.settings, QueueAdmission(lambda: self.worker))
+        return Edge.for_replica(self.settings, QueueAdmission(lambda: self.models))
 
     async def reconfigure(self, user_config: dict[str, Any]) -> None:
         """Serve calls this with the deployment's user_config: batching at once, precision by reloading.
@@ -58,28 +50,27 @@ class _TaskIngress:
         batching = BatchSettings.model_validate(
             batching_over(getattr(self.settings, self.task).batching.model_dump(), user_config)
         )
-        if self._worker is None:
-            self._worker = self._load(batching)
-        else:
-            await self._worker.reconfigure(batching)
+        await self.models.reconfigure(batching)
 
     async def check_health(self) -> None:
-        """Serve calls this periodically: a tiny forward pass proves the model still answers."""
-        await self.worker.ping()
+        """Serve calls this periodically: a tiny forward pass proves each model still answers."""
+        await self.models.ping()
 
     async def ping(self) -> bool:
-        await self.worker.ping()
+        await self.models.ping()
         return True
 
-    def describe(self) -> ModelInfo:
+    def describe(self) -> list[ModelInfo]:
         """What this replica serves (the front's /v1/models asks through a handle)."""
-        return self.worker.describe(self.settings.path_prefix)
+        return self.models.describe(self.settings.path_prefix)
 
     def stats(self) -> dict[str, Any]:
-        """Which replica this is and the sizes of the batches it has run (for operators and tests)."""
+        """Which replica this is and the sizes of the batches it has run, per model (for operators and tests)."""
+        sizes = self.models.batch_sizes()
         return {
             "replica": serve.get_replica_context().replica_id.unique_id,
-            "batch_sizes": dict(self.worker.batch_sizes),
+            "batch_sizes": sizes[self.models.default.id],
+            "batch_sizes_by_model": sizes,
         }
 
 
@@ -88,12 +79,8 @@ class _TaskIngress:
 class SentimentIngress(_TaskIngress):
     task = "sentiment"
 
-    def _load(self, batching: BatchSettings) -> SentimentWorker:
-        s = self.settings
-        return SentimentWorker(s.model_dir("sentiment"), s.sentiment, s.max_tokens, batching)
-
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return api_app(self.settings, self._edge(), sentiment_router(self.settings, lambda: self.worker))
+        return api_app(self.settings, self._edge(), sentiment_router(self.settings, lambda: self.models))
 
 
 @serve.deployment(name="QAIngress")
@@ -101,12 +88,8 @@ class SentimentIngress(_TaskIngress):
 class QAIngress(_TaskIngress):
     task = "qa"
 
-    def _load(self, batching: BatchSettings) -> QAWorker:
-        s = self.settings
-        return QAWorker(s.model_dir("qa"), s.qa, s.max_seq_len, batching)
-
     def __serve_build_asgi_app__(self) -> FastAPI:
-        return api_app(self.settings, self._edge(), qa_router(self.settings, lambda: self.worker))
+        return api_app(self.settings, self._edge(), qa_router(self.settings, lambda: self.models))
 
 
 @serve.deployment(name="Front")
@@ -129,7 +112,7 @@ class Front:
         found = []
         for task in self._task_apps:
             try:
-                found.append(ModelInfo.model_validate(await self._ask(task, "describe", 5)))
+                found += [ModelInfo.model_validate(info) for info in await self._ask(task, "describe", 5)]
             except Exception:
                 raise Unavailable(f"the {task} model is not answering") from None
         return ModelsResponse(models=found)

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.app import application_names, serve_applications
-from service.settings import TASK_BATCHING, BatchSettings, batching_over
+from service.settings import TASK_BATCHING, BatchSettings, Settings, batching_over
 from service.tasks import TASKS
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
@@ -68,6 +68,22 @@ def proxy_environment(proxy: Proxy) -> dict[str, str]:
     return PROXIES[proxy]
 
 
+def check_models(config: dict) -> None:
+    """Refuse, before anything starts, a model directory the service could not serve (ModelLoadError, saying what
+    is wrong and, for an unsupported architecture, which families are supported): Serve would otherwise retry
+    the failing replicas for minutes before calling the deployment failed."""
+    from service.engine.weights import check_model_dir
+
+    tasks_by_builder = {spec.builder: task for task, spec in TASKS.items()}
+    for app in config.get("applications", []):
+        task = tasks_by_builder.get(app.get("import_path", ""))
+        if task is None:
+            continue
+        deployment = getattr(Settings(**(app.get("args") or {})), task)
+        for _, model_dir in deployment.model_entries(task):
+            check_model_dir(model_dir, task)
+
+
 def start_service(
     config: dict,
     *,
@@ -80,6 +96,7 @@ def start_service(
 
     Ray's metrics (Serve's and ours) are exported for Prometheus on `metrics_port`, away from the API port.
     """
+    check_models(config)
     for name, value in proxy_environment(proxy).items():
         os.environ.setdefault(name, value)  # an operator's own setting wins
     import ray

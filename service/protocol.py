@@ -26,6 +26,12 @@ def card_link(path_prefix: str, model_id: str, version: str) -> str:
 class _Request(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True, str_strip_whitespace=False)
 
+    model: str | None = Field(
+        None,
+        description="which of the task's models answers (GET /v1/models lists them); default: the task's first",
+        examples=[None],
+    )
+
 
 class SentimentRequest(_Request):
     text: str | list[str] = Field(
@@ -118,14 +124,19 @@ class PrecisionSpeeds(BaseModel):
 
 class ModelInfo(BaseModel):
     task: Literal["sentiment", "qa"]
-    id: str
+    id: str = Field(description="what a request names in `model` to be answered by this model")
+    default: bool = Field(description="whether requests that name no model get this one")
+    family: str = Field(description="the architecture: BERT, DistilBERT, RoBERTa, ELECTRA, DeBERTa-v2, ModernBERT")
     version: str
     base: str
     precision: str = Field(description="the precision the model runs in (auto resolved)")
     precision_speeds: PrecisionSpeeds | None = None
     device: str
     max_tokens: int
-    labels: list[str] = []
+    labels: list[str] = Field([], description="sentiment: the label names, exactly as the checkpoint has them")
+    multi_label: bool = Field(
+        False, description="labels scored each on its own (sigmoid), not as one distribution (softmax)"
+    )
     batching: Batching
     card: str = Field(
         description="this version's section of the model card (recipe, data, scores)",

@@ -11,6 +11,7 @@ The README's configuration table documents each field; keep the two in step.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Literal
 
@@ -21,6 +22,9 @@ PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 # The model card beside the sources (a checkout, an editable install); an installed package has none, so the
 # image copies it elsewhere and sets model_card (ATTENTION_SERVE_MODEL_CARD, in the Dockerfile).
 SOURCE_MODEL_CARD = Path(__file__).resolve().parent.parent / "docs" / "models.md"
+
+
+MODEL_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
 
 def default_model_dir(task: str) -> Path:
@@ -46,8 +50,8 @@ class BatchSettings(BaseModel):
     max_queue_wait_s: float = Field(
         1.0, gt=0, description="a request that would wait longer than this for the model gets 503 + Retry-After"
     )
-    # Tighter only while the queue stands (sustained overload, service/admission.py): a flood's requests then wait
-    # this long at most, while the bursts of normal load keep max_queue_wait_s. Off (None) unless set for the
+    # Tighter only while the queue stands (sustained overload, service/serving/admission.py): a flood's requests then
+    # wait this long at most, while the bursts of normal load keep max_queue_wait_s. Off (None) unless set for the
     # task; sentiment's default sets it (Settings below).
     overload_queue_wait_s: float | None = Field(
         None, gt=0, description="the wait limit while the queue stands (sustained overload); None: never tighter"
@@ -70,6 +74,10 @@ class DeploymentSettings(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_dir: Path | None = Field(None, description="model directory; None means the shipped model")
+    models: dict[str, Path] = Field(
+        default_factory=dict,
+        description="several models at once: id -> directory, the first the default (instead of model_dir)",
+    )
     batching: BatchSettings = BatchSettings()
     # Two single-thread replicas per task: measured on 2 cores, they serve ~2x one replica with both threads
     # (docs/benchmarks.md); raise both on bigger machines.
@@ -84,6 +92,22 @@ class DeploymentSettings(BaseModel):
     max_queued_requests: int = Field(64, ge=-1, description="requests waiting for a replica; past it Serve sheds")
 
     @model_validator(mode="after")
+    def _one_way_to_name_models(self) -> DeploymentSettings:
+        if self.model_dir is not None and self.models:
+            raise ValueError("give model_dir (one model) or models (id -> directory), not both")
+        for model_id in self.models:
+            if not MODEL_ID.fullmatch(model_id):
+                raise ValueError(f"model id {model_id!r} must be letters, digits, '.', '_' or '-' (not first)")
+        return self
+
+    def model_entries(self, task: str) -> list[tuple[str | None, Path]]:
+        """(id, directory) of each model, the default first; id None: the model's own (its artifact's, its
+        directory's name)."""
+        if self.models:
+            return [(model_id, Path(directory)) for model_id, directory in self.models.items()]
+        return [(None, Path(self.model_dir) if self.model_dir else default_model_dir(task))]
+
+    @model_validator(mode="after")
     def _gpu_with_cuda(self) -> DeploymentSettings:
         if self.device.startswith("cuda") and self.num_gpus == 0:
             raise ValueError("device=cuda needs num_gpus > 0, or Ray places the replica where there is no GPU")
@@ -96,7 +120,7 @@ class DeploymentSettings(BaseModel):
 # Sentiment batches at most 8 texts: every text waits for its whole batch, and under a 3x flood that wait was most of
 # the accepted requests' p99 at 32 (docs/reliability.md). A single-thread CPU replica classifies ~65-token texts as
 # fast in batches of 8 as of 32; short sentences ~25 % slower in the engine alone, within noise in the service
-# (`python -m loadtests.bench_engine --threads 1 --sweep 1,4,8,16,32`). A GPU replica wants larger batches.
+# (`python -m loadtests.benchmark.bench_engine --threads 1 --sweep 1,4,8,16,32`). A GPU replica wants larger batches.
 TASK_BATCHING: dict[str, dict] = {
     "sentiment": {"max_batch_size": 8, "max_queue_wait_s": 2.0, "overload_queue_wait_s": 0.25},
     "qa": {"max_queue_wait_s": 5.0},
@@ -212,5 +236,5 @@ class Settings(BaseSettings):
         return self.model_card or SOURCE_MODEL_CARD
 
     def model_dir(self, task: Literal["sentiment", "qa"]) -> Path:
-        chosen = getattr(self, task).model_dir
-        return Path(chosen) if chosen else default_model_dir(task)
+        """The task's default model directory."""
+        return getattr(self, task).model_entries(task)[0][1]

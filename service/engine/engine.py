@@ -261,19 +261,43 @@ class QAEngine(_Engine):
         max_answer_len = list(max_answer_len) if max_answer_len is not None else [15] * n
         wants = list(return_attention) if return_attention is not None else [False] * n
         impossible = list(handle_impossible_answer) if handle_impossible_answer is not None else [False] * n
-        jobs = [self.jobs(item, top_k[i], max_answer_len[i]) for i, item in enumerate(items)]
-        scored = self.score_windows([job for per_item in jobs for job in per_item])
-        passes = list(scored.passes)
-        results, at = [], 0
+        jobs = [job for i, item in enumerate(items) for job in self.jobs(item, top_k[i], max_answer_len[i])]
+        scored = self.score_windows(jobs)
+        assembled = self.assemble(items, scored.results, top_k, impossible)
+        results, attention_passes = self.attach_attention(items, assembled, wants)
+        return Inference(results, scored.passes + attention_passes)
+
+    def assemble(
+        self,
+        items: Sequence[QAInput],
+        scored: Sequence[WindowCandidates],
+        top_k: Sequence[int],
+        handle_impossible_answer: Sequence[bool],
+    ) -> list[tuple[QAResult, Candidate | None]]:
+        """Each pair's answer and best candidate from the candidates of its windows: `scored` holds every window of
+        every pair, in order (as `jobs` made them). The service, which scores windows in its own batches, puts its
+        answers together here too."""
+        if len(scored) != sum(len(item.windows) for item in items):
+            raise ValueError(f"{len(scored)} scored windows for {sum(len(i.windows) for i in items)} windows")
+        assembled, at = [], 0
         for i, item in enumerate(items):
-            windows = scored.results[at : at + len(jobs[i])]
-            at += len(jobs[i])
-            result, top = self.merge(item, windows, top_k[i], impossible[i])
-            if wants[i] and top is not None:
+            windows = scored[at : at + len(item.windows)]
+            at += len(item.windows)
+            assembled.append(self.merge(item, windows, top_k[i], handle_impossible_answer[i]))
+        return assembled
+
+    def attach_attention(
+        self, items: Sequence[QAInput], assembled: Sequence[tuple[QAResult, Candidate | None]], wants: Sequence[bool]
+    ) -> tuple[list[QAResult], list[PassStats]]:
+        """The results, with the attention map of each best answer whose request asked for one (one explicit pass
+        per such pair, on the model thread)."""
+        results, passes = [], []
+        for item, (result, top), want in zip(items, assembled, wants, strict=True):
+            if want and top is not None:
                 result, attention_passes = self.with_attention(item, result, top)
                 passes += attention_passes
             results.append(result)
-        return Inference(results, passes)
+        return results, passes
 
     def score_windows(self, jobs: Sequence[WindowJob]) -> Inference[WindowCandidates]:
         """The best spans of each window (2·top_k + 10 of them, enough to merge across windows) and its null

@@ -164,6 +164,29 @@ def load_encoder(base_dir: Path, task: Task, num_labels: int = 2) -> tuple[TaskM
     return model, config
 
 
+def check_model_dir(model_dir: str | Path, task: Task) -> str:
+    """What loading `model_dir` for `task` would refuse, found without reading its weights (so a service refuses a
+    checkpoint it cannot serve before it starts anything); returns the model's family."""
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise ModelLoadError(f"model directory {model_dir} does not exist")
+    if is_artifact(model_dir):
+        meta = _read_json(model_dir / ARTIFACT_FILE)
+        if meta.get("task") != task:
+            raise ModelLoadError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
+        config = _read_json(resolve_base(meta["base"], model_dir) / "config.json")
+    else:
+        config = _read_json(model_dir / "config.json")
+    family = family_for(config)
+    family.read_config(config)
+    if not is_artifact(model_dir):
+        _check_architecture(config, task, model_dir)
+        if not any((model_dir / name).exists() for name in ("model.safetensors", "pytorch_model.bin")):
+            raise ModelLoadError(f"{model_dir} has neither model.safetensors nor pytorch_model.bin")
+    tokenizer_file(model_dir)
+    return family.name
+
+
 def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
     """Load an attention-serve artifact or a full Hugging Face task checkpoint for `task`."""
     model_dir = Path(model_dir)

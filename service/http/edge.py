@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from service.http.errors import (
     ApiError,
     BodyTimeout,
+    Overloaded,
     PayloadTooLarge,
     RateLimited,
     Unauthorized,
@@ -46,8 +47,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class Admission(Protocol):
     """Admission control of a task route: asked before a request's body is read, told when it is over."""
 
-    def admit(self) -> ApiError | None:
-        """None to let the request in, or the error that refuses it."""
+    def admit(self) -> str | None:
+        """None to let the request in, or why it is refused (answered 503 overloaded, with Retry-After)."""
 
     def release(self) -> None:
         """An admitted request is over (answered, refused later, or abandoned)."""
@@ -129,7 +130,7 @@ class EdgeMiddleware:
         # the cores keep serving the requests already admitted, whose wait stays bounded.
         admission = self.edge.admission
         if admission is not None and (refusal := admission.admit()) is not None:
-            await refuse(refusal)
+            await refuse(Overloaded(refusal))
             return
         try:
             if (problem := _declared_body_problem(headers, settings)) is not None:

@@ -18,17 +18,13 @@ from fastapi import APIRouter, FastAPI, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
-from service.serving.batcher import Timing
 from service.engine.errors import InputError
 from service.http.edge import Edge, EdgeMiddleware
 from service.http.errors import (
     ERROR_RESPONSES,
-    ApiError,
     GatewayTimeout,
     InvalidInput,
-    InvalidRequest,
     NotFound,
-    Overloaded,
     Unavailable,
     install_error_handlers,
 )
@@ -44,11 +40,16 @@ from service.protocol import (
     SentimentRequest,
     SentimentResponse,
 )
+from service.serving.batcher import BatchFailed, Timing
+from service.serving.models import TaskModels, UnknownModelError
+from service.serving.worker import total_chars
 from service.settings import SOURCE_MODEL_CARD, Settings
-from service.serving.worker import QAWorker, SentimentWorker
 
 T = TypeVar("T")
-DESCRIPTION = "Sentiment and extractive QA with a BERT-family encoder; attention weights on request. " + DOCS_LINK
+DESCRIPTION = (
+    "Sentiment and extractive QA with transformer encoders (BERT, RoBERTa, DeBERTa, ModernBERT, …); attention weights "
+    "on request. " + DOCS_LINK
+)
 
 
 def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
@@ -61,29 +62,10 @@ def api_app(settings: Settings, edge: Edge, *routers: APIRouter) -> FastAPI:
     return app
 
 
-class QueueAdmission:
-    """Refuse a task request when the work queued ahead of it would make it wait past the task's limit:
-    max_queue_wait_s, or overload_queue_wait_s while the queue stands (service/serving/admission.py). The accepted
-    requests' latency stays bounded, however many more arrive. It also tells the batch queue how many admitted
-    requests are still on their way to it (reading, parsing, tokenizing), so a batch waits for company only when
-    company is coming."""
-
-    def __init__(self, worker: Callable[[], SentimentWorker | QAWorker]) -> None:
-        self._worker = worker
-
-    def admit(self) -> ApiError | None:
-        worker = self._worker()
-        wait = worker.batcher.expected_wait_s()
-        limit = worker.admission_limit(wait)
-        if wait > limit:
-            normal = worker.batching.max_queue_wait_s
-            why = f"limit {limit:g} s" if limit == normal else f"limit {limit:g} s while overloaded, else {normal:g} s"
-            return Overloaded(f"about {wait:.2f} s of work is queued on this replica ({why}); retry later")
-        worker.batcher.announce()
-        return None
-
-    def release(self) -> None:
-        self._worker().batcher.withdraw()
+# A request bringing more text than this is tokenized on a worker thread: 64 texts of 100k characters take about a
+# second to tokenize, which on the event loop would hold up every other request of the replica (and the admission
+# decisions that refuse them quickly). Below it the thread hop would cost a lone short request more than it saves.
+OFF_LOOP_CHARS = 20_000
 
 
 def _server_timing(tokenize_s: float, timing: Timing) -> str:
@@ -94,107 +76,55 @@ def _server_timing(tokenize_s: float, timing: Timing) -> str:
     )
 
 
-async def _within_timeout(settings: Settings, work: Awaitable[T]) -> T:
-    """The model's answer, or 504 past request_timeout_s (the request's queued jobs are then dropped)."""
+async def _answer(settings: Settings, models: TaskModels, body: SentimentRequest | QARequest, response: Response):
+    """The one path of a task request: pick the model, prepare (limits, tokens), run (queue, model), time it.
+
+    Errors: bad input 422 (404 for a model the task does not serve), no answer in time 504, a failed batch 503
+    (retryable: another batch may well succeed); anything else is a bug, answered 500 by the error handlers."""
     try:
-        return await asyncio.wait_for(work, timeout=settings.request_timeout_s)
-    except TimeoutError:
+        worker = models.get(body.model)
+        began = time.perf_counter()
+        if total_chars(body) < OFF_LOOP_CHARS:
+            work = worker.prepare(body)  # type: ignore[arg-type]
+        else:
+            work = await asyncio.to_thread(worker.prepare, body)  # type: ignore[arg-type]
+    except UnknownModelError as exc:
+        raise NotFound(exc.message, [ErrorDetail(field="model", message=exc.message)], code=exc.code) from None
+    except InputError as exc:
+        raise InvalidInput(exc.message, [ErrorDetail(field=exc.field, message=exc.message)], code=exc.code) from None
+    tokenize_s = time.perf_counter() - began
+    try:
+        results, timing = await asyncio.wait_for(worker.run(work), timeout=settings.request_timeout_s)  # type: ignore[arg-type]
+    except TimeoutError:  # the request's queued jobs are dropped
         raise GatewayTimeout(f"no answer within {settings.request_timeout_s} s") from None
-    except ApiError:
-        raise
-    except Exception as exc:  # the batch this request was in failed: a clean 503, the cause in the log
-        raise Unavailable(f"the model could not answer ({type(exc).__name__}); retry later") from exc
+    except BatchFailed as exc:  # the cause is in the log, once for the whole batch
+        raise Unavailable(f"{exc}; retry later") from exc
+    response.headers["Server-Timing"] = _server_timing(tokenize_s, timing)
+    return worker.model_ref(), results
 
 
-def _too_long(field: str, length: int, limit: int) -> InvalidRequest:
-    return InvalidRequest(
-        f"{field} is {length} characters; the limit is {limit}",
-        [ErrorDetail(field=field, message=f"at most {limit} characters")],
-        code="input_too_long",
-    )
-
-
-def _input_error(exc: InputError, field: str | None = None) -> InvalidInput:
-    field = field if field is not None else exc.field
-    return InvalidInput(exc.message, [ErrorDetail(field=field, message=exc.message)], code=exc.code)
-
-
-def _worker_missing() -> SentimentWorker | QAWorker:
+def _models_missing() -> TaskModels:
     raise Unavailable("this application does not serve that task")
 
 
-def sentiment_router(settings: Settings, worker: Callable[[], SentimentWorker] = _worker_missing) -> APIRouter:
+def sentiment_router(settings: Settings, models: Callable[[], TaskModels] = _models_missing) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/sentiment", response_model=SentimentResponse, responses=ERROR_RESPONSES)
     async def sentiment(body: SentimentRequest, response: Response) -> SentimentResponse:
-        model = worker()
-        began = time.perf_counter()
-        texts = body.texts()
-        if not texts or len(texts) > settings.max_items_per_request:
-            raise InvalidRequest(
-                f"text must hold 1 to {settings.max_items_per_request} items, got {len(texts)}",
-                [ErrorDetail(field="text", message="wrong number of items")],
-            )
-        items = []
-        for i, text in enumerate(texts):
-            field = "text" if isinstance(body.text, str) else f"text.{i}"
-            if len(text) > settings.max_text_chars:
-                raise _too_long(field, len(text), settings.max_text_chars)
-            try:
-                items.append(model.encode(text, field))
-            except InputError as exc:
-                raise _input_error(exc) from None
-        tokenize_s = time.perf_counter() - began
-        model.metrics.accepted(len(items), body.return_attention)
-        results, timing = await _within_timeout(settings, model.classify(items, body.return_attention))
-        response.headers["Server-Timing"] = _server_timing(tokenize_s, timing)
-        return SentimentResponse(model=model.model_ref(), results=results)
+        model, results = await _answer(settings, models(), body, response)
+        return SentimentResponse(model=model, results=results)
 
     return router
 
 
-def qa_router(settings: Settings, worker: Callable[[], QAWorker] = _worker_missing) -> APIRouter:
+def qa_router(settings: Settings, models: Callable[[], TaskModels] = _models_missing) -> APIRouter:
     router = APIRouter()
 
     @router.post("/v1/qa", response_model=QAResponse, responses=ERROR_RESPONSES)
     async def qa(body: QARequest, response: Response) -> QAResponse:
-        model = worker()
-        began = time.perf_counter()
-        pairs = body.pairs()
-        if len(pairs) > settings.max_items_per_request:
-            raise InvalidRequest(
-                f"inputs must hold at most {settings.max_items_per_request} items, got {len(pairs)}",
-                [ErrorDetail(field="inputs", message="too many items")],
-            )
-        items = []
-        for i, pair in enumerate(pairs):
-            prefix = "" if body.inputs is None else f"inputs.{i}."
-            if len(pair.question) > settings.max_question_chars:
-                raise _too_long(prefix + "question", len(pair.question), settings.max_question_chars)
-            if len(pair.context) > settings.max_context_chars:
-                raise _too_long(prefix + "context", len(pair.context), settings.max_context_chars)
-            try:
-                items.append(
-                    model.encode(
-                        pair.question,
-                        pair.context,
-                        max_seq_len=settings.max_seq_len,
-                        doc_stride=body.doc_stride,
-                        max_question_len=settings.max_question_len,
-                        max_windows=settings.max_windows,
-                    )
-                )
-            except InputError as exc:
-                raise _input_error(exc, prefix + (exc.field or "")) from None
-        tokenize_s = time.perf_counter() - began
-        model.metrics.accepted(len(items), body.return_attention)
-        work = model.answer(
-            items, body.top_k, body.max_answer_len, body.return_attention, body.handle_impossible_answer
-        )
-        results, timing = await _within_timeout(settings, work)
-        response.headers["Server-Timing"] = _server_timing(tokenize_s, timing)
-        return QAResponse(model=model.model_ref(), results=results)
+        model, results = await _answer(settings, models(), body, response)
+        return QAResponse(model=model, results=results)
 
     return router
 

@@ -24,6 +24,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 from service.settings import BatchSettings
 
@@ -107,3 +108,31 @@ class WaitLimit:
         self._standing_since = None
         self._recent.clear()
         self._run_requests = 0
+
+
+class QueueAdmission:
+    """Refuse a task request when the work queued ahead of it would make it wait past the task's limit:
+    max_queue_wait_s, or overload_queue_wait_s while the queue stands. The accepted requests' latency stays bounded,
+    however many more arrive. It also tells the batch queue how many admitted requests are still on their way to it
+    (reading, parsing, tokenizing), so a batch waits for company only when company is coming.
+
+    `models` is the replica's TaskModels (anything with expected_wait_s, admission_limit, batching, announce and
+    withdraw); the HTTP edge asks `admit` before reading a request's body."""
+
+    def __init__(self, models: Callable[[], Any]) -> None:
+        self._models = models
+
+    def admit(self) -> str | None:
+        """None to let the request in, or why it is refused (the edge answers 503 with Retry-After)."""
+        models = self._models()
+        wait = models.expected_wait_s()
+        limit = models.admission_limit(wait)
+        if wait > limit:
+            normal = models.batching.max_queue_wait_s
+            why = f"limit {limit:g} s" if limit == normal else f"limit {limit:g} s while overloaded, else {normal:g} s"
+            return f"about {wait:.2f} s of work is queued on this replica ({why}); retry later"
+        models.announce()
+        return None
+
+    def release(self) -> None:
+        self._models().withdraw()

@@ -27,6 +27,10 @@ from typing import Generic, Protocol, TypeVar
 logger = logging.getLogger(__name__)
 
 
+class BatchFailed(Exception):
+    """The model failed on a batch: every request in it gets this, its cause attached (and logged once)."""
+
+
 class Job(Protocol):
     @property
     def tokens(self) -> int: ...
@@ -133,6 +137,7 @@ class Batcher(Generic[J, Out]):
         *,
         on_batch: Callable[[BatchReport, list[float]], None] | None = None,
         tokens_per_s: float = 5000.0,
+        executor: ThreadPoolExecutor | None = None,
     ) -> None:
         self._run = run
         self.limits = limits
@@ -142,7 +147,8 @@ class Batcher(Generic[J, Out]):
         self._running_tokens = 0
         self._running_since = 0.0
         self._arrived = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
+        # The model's one thread; several models of a replica share one, so only one forward pass runs at a time.
+        self._executor = executor or ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         self.cost = BatchCost(tokens_per_s)  # fitted to the batches run
         self._task: asyncio.Task | None = None
         self._announced = 0  # requests admitted and not over yet (see announce)
@@ -281,7 +287,9 @@ class Batcher(Generic[J, Out]):
             logger.exception("batch of %d jobs failed", len(batch))
             for slot in batch:
                 if not slot.future.done():
-                    slot.future.set_exception(exc)
+                    failed = BatchFailed(f"the batch this request was in failed ({type(exc).__name__})")
+                    failed.__cause__ = exc
+                    slot.future.set_exception(failed)
             return
         finally:
             self._running_tokens = 0

@@ -1,8 +1,10 @@
-"""One task's model in a replica: the engine, its batch queue, its live settings. Knows nothing of Ray or HTTP.
+"""One model in a replica: its engine and batch queue; a request becomes its jobs here and its answer is put
+together here. Knows nothing of Ray or HTTP, and nothing of tensors (the engine does the model's part).
 
-A request's inputs become jobs (one per text, one per QA window), queued together so they share forward passes
-with other requests' jobs and keep their place in line; the request gets its own outputs back and is put
-together here. The model runs only on the batch queue's one worker thread.
+`prepare` turns a validated request into work (limits checked, text tokenized: everything a request can get
+wrong is found before anything is queued, so one bad input never fails a batch); `run` queues the work's jobs
+together, so they share forward passes with other requests' jobs and keep their place in line, and puts the
+request's own outputs back together. The model runs only on the replica's one model thread.
 """
 
 from __future__ import annotations
@@ -10,13 +12,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from service.serving.admission import WaitLimit
-from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
-from service.engine.decode import Candidate, WindowCandidates
+from service.engine.decode import WindowCandidates
 from service.engine.engine import (
     EngineConfig,
     Inference,
@@ -27,37 +29,110 @@ from service.engine.engine import (
     SentimentResult,
     WindowJob,
 )
+from service.engine.errors import InputError
 from service.engine.tokenize import QAInput, TextInput
 from service.metrics import ModelMetrics
-from service.protocol import Batching, ModelInfo, ModelRef, PrecisionSpeeds, card_link
-from service.settings import BatchSettings, DeploymentSettings
+from service.protocol import Batching, ModelInfo, ModelRef, PrecisionSpeeds, QARequest, SentimentRequest, card_link
+from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
+from service.settings import BatchSettings, DeploymentSettings, Settings
+from service.tasks import Task
 
 logger = logging.getLogger("ray.serve")
+
+
+class RequestLimitError(InputError):
+    """A request over a limit fixed at start-up (items per request)."""
+
+    code = "invalid_request"
+
+
+class InputTooLongError(InputError):
+    """A text, question or context over its character limit."""
+
+    code = "input_too_long"
+
+
+@dataclass(frozen=True)
+class InputLimits:
+    """The request limits fixed at start-up, checked before anything is queued."""
+
+    max_items: int
+    max_text_chars: int
+    max_question_chars: int
+    max_context_chars: int
+    max_tokens: int
+    max_seq_len: int
+    max_question_len: int
+    max_windows: int
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> InputLimits:
+        s = settings
+        return cls(s.max_items_per_request, s.max_text_chars, s.max_question_chars, s.max_context_chars,
+                   s.max_tokens, s.max_seq_len, s.max_question_len, s.max_windows)  # fmt: skip
+
+
+def _check_length(field: str, text: str, limit: int) -> None:
+    if len(text) > limit:
+        raise InputTooLongError(f"{field} is {len(text)} characters; the limit is {limit}", field)
+
+
+@dataclass(frozen=True)
+class SentimentWork:
+    """A sentiment request, tokenized."""
+
+    items: list[TextInput]
+    return_attention: bool
+
+
+@dataclass(frozen=True)
+class QAWork:
+    """A QA request, tokenized into windows, with its decoding options."""
+
+    items: list[QAInput]
+    top_k: int
+    max_answer_len: int
+    return_attention: bool
+    handle_impossible_answer: bool
+
 
 E = TypeVar("E", SentimentEngine, QAEngine)
 J = TypeVar("J", SentimentJob, WindowJob)
 Out = TypeVar("Out")
 
 
-class _Worker(Generic[E, J, Out]):
-    task: str
+class Worker(Generic[E, J, Out]):
+    """One model of a task: engine, batch queue and live settings."""
+
+    task: Task
     engine_class: Callable[..., E]
 
     def __init__(
-        self, model_dir: Path, deployment: DeploymentSettings, max_tokens: int, batching: BatchSettings | None = None
+        self,
+        model_dir: Path,
+        *,
+        model_id: str | None,
+        deployment: DeploymentSettings,
+        limits: InputLimits,
+        batching: BatchSettings,
+        executor: ThreadPoolExecutor,
+        metrics: ModelMetrics,
     ) -> None:
         self._model_dir = model_dir
         self._deployment = deployment
-        self._max_tokens = max_tokens
-        self.metrics = ModelMetrics(self.task)
-        self.batching = batching or deployment.batching
+        self.limits = limits
+        self.metrics = metrics
+        self.batching = batching
         self.batch_sizes: Counter[int] = Counter()  # batches run, by jobs in them (for operators and tests)
-        self.engine: E = self._load(self.batching)
+        self.engine: E = self._load(batching)
+        self.id = model_id or self.engine.info.model_id  # what requests name in "model"
         self.batcher: Batcher[J, Out] = Batcher(
-            self._run, self._limits(self.batching), on_batch=self._on_batch, tokens_per_s=self._initial_speed()
+            self._run,
+            self._limits(batching),
+            on_batch=self._on_batch,
+            tokens_per_s=self._initial_speed(),
+            executor=executor,
         )
-        self.wait_limit = WaitLimit()
-        self.metrics.set_wait_limit(self.batching.max_queue_wait_s)
 
     def _initial_speed(self) -> float:
         """Until batches have been timed, admission control assumes the speed measured at load."""
@@ -74,18 +149,23 @@ class _Worker(Generic[E, J, Out]):
             threads=self._deployment.threads,
             token_budget=batching.token_budget,
             max_batch_size=batching.max_batch_size,
-            max_tokens=self._max_tokens,
+            max_tokens=self._max_tokens(),
             max_padding=batching.max_padding,
             device=self._deployment.device,
         )
+
+    def _max_tokens(self) -> int:
+        raise NotImplementedError
 
     def _load(self, batching: BatchSettings) -> E:
         engine = self.engine_class(self._model_dir, self._engine_config(batching))
         self.metrics.set_model(engine.info.model_id, engine.info.version, engine.precision)
         logger.info(
-            "loaded %s model %s on %s: precision %s (asked %s; measured tokens/s %s)",
+            "loaded %s model %s (%s) from %s on %s: precision %s (asked %s; measured tokens/s %s)",
             self.task,
             engine.info.model_id,
+            engine.info.family,
+            self._model_dir,
             self._deployment.device,
             engine.precision,
             batching.precision,
@@ -104,16 +184,6 @@ class _Worker(Generic[E, J, Out]):
             self.engine.config = self._engine_config(batching)
         self.batcher.limits = self._limits(batching)
         self.batching = batching
-        self.metrics.set_wait_limit(self.wait_limit.limit_s(batching))
-
-    def admission_limit(self, wait_s: float) -> float:
-        """The wait limit a request that would wait `wait_s` is admitted under (service/serving/admission.py); the gauge
-        follows each change, so a dashboard shows when and how long the replica was overloaded."""
-        before = self.wait_limit.overloaded
-        limit = self.wait_limit.judge(wait_s, self.batching)
-        if self.wait_limit.overloaded != before:
-            self.metrics.set_wait_limit(limit)
-        return limit
 
     def _on_batch(self, report: BatchReport, waited_s: list[float]) -> None:
         self.batch_sizes[report.jobs] += 1
@@ -126,26 +196,25 @@ class _Worker(Generic[E, J, Out]):
     def _run(self, jobs: list[J]) -> list[Out]:
         raise NotImplementedError
 
-    def _smoke(self) -> None:
+    def smoke(self) -> None:
+        """A tiny forward pass (call it on the model thread)."""
         raise NotImplementedError
 
-    async def ping(self) -> None:
-        """A tiny forward pass on the model thread: the model still answers (health and readiness)."""
-        await asyncio.get_running_loop().run_in_executor(self.batcher.executor, self._smoke)
-        # Ray drops gauge values that are not recorded again for a while; the health check renews them (and lets
-        # an idle replica's limit relax after a flood, which otherwise would wait for the next request).
+    def renew_gauges(self) -> None:
+        """Ray drops gauge values not recorded again for a while; the health check renews them."""
         self.metrics.set_model(self.engine.info.model_id, self.engine.info.version, self.engine.precision)
-        self.metrics.set_wait_limit(self.wait_limit.refresh(self.batching))
 
     def model_ref(self) -> ModelRef:
-        return ModelRef(id=self.engine.info.model_id, version=self.engine.info.version)
+        return ModelRef(id=self.id, version=self.engine.info.version)
 
-    def describe(self, path_prefix: str = "") -> ModelInfo:
+    def describe(self, path_prefix: str = "", default: bool = True) -> ModelInfo:
         """What is loaded; `path_prefix` is the API's, for the link to the model card."""
         info, engine = self.engine.info, self.engine
         return ModelInfo(
-            task=self.task,  # type: ignore[arg-type]
-            id=info.model_id,
+            task=self.task,
+            id=self.id,
+            default=default,
+            family=info.family,
             version=info.version,
             base=info.base,
             precision=engine.precision,
@@ -155,22 +224,34 @@ class _Worker(Generic[E, J, Out]):
             device=self._deployment.device,
             max_tokens=engine.tokenizer.max_tokens,
             labels=list(info.labels),
+            multi_label=info.multi_label,
             batching=Batching(**self.batching.model_dump()),
             card=card_link(path_prefix, info.model_id, info.version),
         )
 
 
-class SentimentWorker(_Worker[SentimentEngine, SentimentJob, SentimentResult]):
+class SentimentWorker(Worker[SentimentEngine, SentimentJob, SentimentResult]):
     task = "sentiment"
     engine_class = SentimentEngine
 
-    def encode(self, text: str, field: str) -> TextInput:
-        return self.engine.tokenizer.encode_text(text, field=field)
+    def _max_tokens(self) -> int:
+        return self.limits.max_tokens
 
-    async def classify(
-        self, items: Sequence[TextInput], return_attention: bool
-    ) -> tuple[list[SentimentResult], Timing]:
-        return await self.batcher.submit([SentimentJob(item, return_attention) for item in items])
+    def prepare(self, body: SentimentRequest) -> SentimentWork:
+        """Check the request's limits and tokenize its texts (a text past max_tokens is truncated, and says so)."""
+        texts = body.texts()
+        if not texts or len(texts) > self.limits.max_items:
+            raise RequestLimitError(f"text must hold 1 to {self.limits.max_items} items, got {len(texts)}", "text")
+        items = []
+        for i, text in enumerate(texts):
+            field = "text" if isinstance(body.text, str) else f"text.{i}"
+            _check_length(field, text, self.limits.max_text_chars)
+            items.append(self.engine.tokenizer.encode_text(text, field=field))
+        return SentimentWork(items, body.return_attention)
+
+    async def run(self, work: SentimentWork) -> tuple[list[SentimentResult], Timing]:
+        self.metrics.accepted(len(work.items), work.return_attention)
+        return await self.batcher.submit([SentimentJob(item, work.return_attention) for item in work.items])
 
     def _run(self, jobs: list[SentimentJob]) -> list[SentimentResult]:
         inference = self.engine.classify(jobs)
@@ -178,59 +259,76 @@ class SentimentWorker(_Worker[SentimentEngine, SentimentJob, SentimentResult]):
         self.metrics.truncated_inputs(sum(result.truncated for result in inference.results))
         return inference.results
 
-    def _smoke(self) -> None:
+    def smoke(self) -> None:
         self.engine.classify([SentimentJob(self.engine.encode("ok"))])
 
 
-class QAWorker(_Worker[QAEngine, WindowJob, WindowCandidates]):
+class QAWorker(Worker[QAEngine, WindowJob, WindowCandidates]):
     task = "qa"
     engine_class = QAEngine
 
-    def encode(self, question: str, context: str, *, max_seq_len: int, doc_stride: int, max_question_len: int,
-               max_windows: int) -> QAInput:  # fmt: skip
-        return self.engine.tokenizer.encode_qa(
-            question,
-            context,
-            max_seq_len=min(max_seq_len, self.engine.tokenizer.max_tokens),
-            doc_stride=doc_stride,
-            max_question_len=max_question_len,
-            max_windows=max_windows,
-        )
+    def _max_tokens(self) -> int:
+        return self.limits.max_seq_len
 
-    async def answer(
-        self,
-        items: Sequence[QAInput],
-        top_k: int,
-        max_answer_len: int,
-        return_attention: bool,
-        handle_impossible_answer: bool = False,
-    ) -> tuple[list[QAResult], Timing]:
-        """Every window of every pair is its own job; the answers are merged per pair once all are scored (the
-        empty answer, when asked for, competes only there: a window job does not depend on it)."""
-        jobs = [QAEngine.jobs(item, top_k, max_answer_len) for item in items]
-        scored, timing = await self.batcher.submit([job for per_item in jobs for job in per_item])
-        results, at = [], 0
-        for item, per_item in zip(items, jobs, strict=True):
-            windows = scored[at : at + len(per_item)]
-            at += len(per_item)
-            result, top = QAEngine.merge(item, windows, top_k, handle_impossible_answer)
-            if return_attention and top is not None:
-                result = await self._with_attention(item, result, top)
-            results.append(result)
-        return results, timing
+    def prepare(self, body: QARequest) -> QAWork:
+        """Check the request's limits and split each context into windows."""
+        pairs = body.pairs()
+        if len(pairs) > self.limits.max_items:
+            raise RequestLimitError(
+                f"inputs must hold at most {self.limits.max_items} items, got {len(pairs)}", "inputs"
+            )
+        items = []
+        for i, pair in enumerate(pairs):
+            prefix = "" if body.inputs is None else f"inputs.{i}."
+            _check_length(prefix + "question", pair.question, self.limits.max_question_chars)
+            _check_length(prefix + "context", pair.context, self.limits.max_context_chars)
+            try:
+                item = self.engine.encode(
+                    pair.question,
+                    pair.context,
+                    max_seq_len=self.limits.max_seq_len,
+                    doc_stride=body.doc_stride,
+                    max_question_len=self.limits.max_question_len,
+                    max_windows=self.limits.max_windows,
+                )
+            except InputError as exc:
+                exc.field = prefix + (exc.field or "")
+                raise
+            items.append(item)
+        return QAWork(items, body.top_k, body.max_answer_len, body.return_attention, body.handle_impossible_answer)
 
-    async def _with_attention(self, item: QAInput, result: QAResult, top: Candidate) -> QAResult:
-        def run() -> QAResult:
-            with_map, passes = self.engine.with_attention(item, result, top)
+    async def run(self, work: QAWork) -> tuple[list[QAResult], Timing]:
+        """Every window of every pair is its own job; the engine puts each pair's answer together once all are
+        scored (the empty answer, when asked for, competes only there: a window job does not depend on it)."""
+        self.metrics.accepted(len(work.items), work.return_attention)
+        n = len(work.items)
+        jobs = [job for item in work.items for job in QAEngine.jobs(item, work.top_k, work.max_answer_len)]
+        scored, timing = await self.batcher.submit(jobs)
+        assembled = self.engine.assemble(work.items, scored, [work.top_k] * n, [work.handle_impossible_answer] * n)
+        if not work.return_attention:
+            return [result for result, _ in assembled], timing
+
+        def attach() -> list[QAResult]:  # explicit passes: on the model thread
+            results, passes = self.engine.attach_attention(work.items, assembled, [True] * n)
             self._record(Inference([], passes))
-            return with_map
+            return results
 
-        return await asyncio.get_running_loop().run_in_executor(self.batcher.executor, run)
+        return await asyncio.get_running_loop().run_in_executor(self.batcher.executor, attach), timing
 
     def _run(self, jobs: list[WindowJob]) -> list[WindowCandidates]:
         inference = self.engine.score_windows(jobs)
         self._record(inference)
         return inference.results
 
-    def _smoke(self) -> None:
+    def smoke(self) -> None:
         self.engine.score_windows(QAEngine.jobs(self.engine.encode("what?", "ok")))
+
+
+WORKERS: dict[Task, type[SentimentWorker] | type[QAWorker]] = {"sentiment": SentimentWorker, "qa": QAWorker}
+
+
+def total_chars(body: SentimentRequest | QARequest) -> int:
+    """How much text a request brings (tokenizing much of it is worth moving off the event loop)."""
+    if isinstance(body, SentimentRequest):
+        return sum(len(text) for text in body.texts())
+    return sum(len(pair.question) + len(pair.context) for pair in body.pairs())

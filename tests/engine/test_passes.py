@@ -2,8 +2,8 @@
 
 import pytest
 
-from service.engine.passes import plan_batches
 from service.engine.engine import EngineConfig, QAEngine, SentimentJob
+from service.engine.passes import plan_batches
 
 
 def test_plan_respects_budget_and_groups():

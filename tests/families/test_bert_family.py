@@ -16,18 +16,10 @@ import torch
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.engine.errors import ModelLoadError
 from service.engine.weights import load_task_model
-from tests.families.tiny import (
-    LABELS,
-    byte_bpe_tokenizer,
-    save_checkpoint,
-    task_model,
-    unigram_tokenizer,
-    wordpiece_tokenizer,
-)
+from tests.families.tiny import LABELS, build_checkpoint
 
 transformers = pytest.importorskip("transformers", reason="transformers is a test dependency (pip install .[test])")
 
-TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
 TEXTS = [
     "A gorgeous, moving film.",
     "The Eiffel Tower was finished in 1889 and stands in Paris; Marie Curie won two Nobel prizes.",
@@ -40,77 +32,17 @@ QA_PAIRS = [
 ]
 
 
-def _families(vocab: int):
-    """(name, config class, task classes, config, tokenizer) per family, sized for `vocab`."""
-    t = transformers
-    return {
-        "bert": (
-            t.BertConfig,
-            {"sentiment": t.BertForSequenceClassification, "qa": t.BertForQuestionAnswering},
-            dict(TINY, vocab_size=vocab),
-        ),
-        "distilbert": (
-            t.DistilBertConfig,
-            {"sentiment": t.DistilBertForSequenceClassification, "qa": t.DistilBertForQuestionAnswering},
-            {"vocab_size": vocab, "dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64},
-        ),
-        "roberta": (
-            t.RobertaConfig,
-            {"sentiment": t.RobertaForSequenceClassification, "qa": t.RobertaForQuestionAnswering},
-            dict(
-                TINY,
-                vocab_size=vocab,
-                pad_token_id=1,
-                bos_token_id=0,
-                eos_token_id=2,
-                layer_norm_eps=1e-5,
-                max_position_embeddings=514,
-                type_vocab_size=1,
-            ),
-        ),
-        "xlm-roberta": (
-            t.XLMRobertaConfig,
-            {"sentiment": t.XLMRobertaForSequenceClassification, "qa": t.XLMRobertaForQuestionAnswering},
-            dict(
-                TINY,
-                vocab_size=vocab,
-                pad_token_id=1,
-                bos_token_id=0,
-                eos_token_id=2,
-                layer_norm_eps=1e-5,
-                max_position_embeddings=514,
-                type_vocab_size=1,
-            ),
-        ),
-        "electra": (
-            t.ElectraConfig,
-            {"sentiment": t.ElectraForSequenceClassification, "qa": t.ElectraForQuestionAnswering},
-            dict(TINY, vocab_size=vocab, embedding_size=16),
-        ),
-    }
-
-
-TOKENIZERS = {
-    "bert": wordpiece_tokenizer,
-    "distilbert": wordpiece_tokenizer,
-    "roberta": byte_bpe_tokenizer,
-    "xlm-roberta": unigram_tokenizer,
-    "electra": wordpiece_tokenizer,
-}
-FAMILIES = list(TOKENIZERS)
+FAMILIES = ["bert", "distilbert", "roberta", "xlm-roberta", "electra"]
 
 
 @pytest.fixture(scope="module")
 def checkpoints(tmp_path_factory):
     """Every family × task as a saved directory, built once."""
-    out = {}
-    for family in FAMILIES:
-        tok = TOKENIZERS[family]()
-        config_class, classes, config = _families(tok.get_vocab_size())[family]
-        for task in ("sentiment", "qa"):
-            model = task_model(config_class, classes, task, **config)
-            out[family, task] = save_checkpoint(model, tok, tmp_path_factory.mktemp(f"{family}-{task}"))
-    return out
+    return {
+        (family, task): build_checkpoint(family, task, tmp_path_factory.mktemp(f"{family}-{task}"))
+        for family in FAMILIES
+        for task in ("sentiment", "qa")
+    }
 
 
 FP32 = EngineConfig(precision="fp32", threads=2)
@@ -201,10 +133,9 @@ def test_roberta_answers_keep_byte_level_offsets_right(checkpoints):
 
 
 def test_multi_label_checkpoints_score_each_label_with_a_sigmoid(tmp_path):
-    tok = wordpiece_tokenizer()
-    config_class, classes, config = _families(tok.get_vocab_size())["bert"]
-    model = task_model(config_class, classes, "sentiment", problem_type="multi_label_classification", **config)
-    model_dir = save_checkpoint(model, tok, tmp_path / "multi")
+    model_dir = build_checkpoint("bert", "sentiment", tmp_path / "multi")
+    config = json.loads((model_dir / "config.json").read_text())
+    (model_dir / "config.json").write_text(json.dumps({**config, "problem_type": "multi_label_classification"}))
     engine = SentimentEngine(model_dir, FP32)
     assert engine.info.multi_label
     pipe = transformers.pipeline("text-classification", model=str(model_dir), top_k=None, device="cpu")

@@ -132,3 +132,89 @@ def task_model(config_class, model_classes: dict[str, type], task: str, seed: in
             if name.startswith(("classifier", "qa_outputs")) or ".out_proj." in name:
                 param.normal_(0, 0.5)
     return model
+
+
+WINDOW = 8  # ModernBERT's local attention window, small so tests exceed it
+
+
+def modernbert_tokenizer() -> Tokenizer:
+    """ModernBERT's kind: byte-level BPE ("Ġ" marks a leading space), [CLS] a [SEP] b [SEP], [PAD] not id 0."""
+    tok = Tokenizer(models.BPE(unk_token="[UNK]"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    specials = ["<|endoftext|>", "[UNK]", "[CLS]", "[SEP]", "[PAD]", "[MASK]"]
+    trainer = trainers.BpeTrainer(
+        vocab_size=400, special_tokens=specials, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()
+    )
+    tok.train_from_iterator(CORPUS, trainer)
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
+    )
+    return tok
+
+
+def modernbert_config(tok: Tokenizer, **overrides) -> dict:
+    cls, sep, pad = (tok.token_to_id(t) for t in ("[CLS]", "[SEP]", "[PAD]"))
+    return {
+        "vocab_size": tok.get_vocab_size(),
+        "hidden_size": 32,
+        "num_hidden_layers": 4,
+        "num_attention_heads": 4,
+        "intermediate_size": 64,
+        "max_position_embeddings": 256,
+        "local_attention": WINDOW,
+        "pad_token_id": pad,
+        "cls_token_id": cls,
+        "sep_token_id": sep,
+        "bos_token_id": cls,
+        "eos_token_id": sep,
+        **overrides,
+    }
+
+
+def sharpen(model, seed: int) -> None:
+    """ModernBERT's init (std 0.02, unit norms, zero biases) makes near-uniform attention and nothing to compare:
+    give every weight some size, so positions, windows and biases all matter."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            noise = torch.randn(param.shape, generator=generator)
+            if "norm" in name and name.endswith("weight"):
+                param.copy_(1 + 0.2 * noise)
+            elif not name.startswith("classifier"):  # task_model already made the classifier decisive
+                param.copy_(0.25 * noise)
+
+
+_TINY = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 64}
+_ROBERTA = {"pad_token_id": 1, "bos_token_id": 0, "eos_token_id": 2, "layer_norm_eps": 1e-5,
+            "max_position_embeddings": 514, "type_vocab_size": 1}  # fmt: skip
+
+# family -> (tokenizer, transformers class prefix, config): the configurations that exercise what each family does
+# differently (RoBERTa's pad id 1 and eps 1e-5, ELECTRA's embeddings narrower than hidden, ...).
+FAMILY_CHECKPOINTS: dict[str, tuple] = {
+    "bert": (wordpiece_tokenizer, "Bert", _TINY),
+    "distilbert": (wordpiece_tokenizer, "DistilBert", {"dim": 32, "n_layers": 2, "n_heads": 4, "hidden_dim": 64}),
+    "roberta": (byte_bpe_tokenizer, "Roberta", {**_TINY, **_ROBERTA}),
+    "xlm-roberta": (unigram_tokenizer, "XLMRoberta", {**_TINY, **_ROBERTA}),
+    "electra": (wordpiece_tokenizer, "Electra", {**_TINY, "embedding_size": 16}),
+    "modernbert": (modernbert_tokenizer, "ModernBert", modernbert_config),
+}
+
+
+def build_checkpoint(family: str, task: str, out: Path, seed: int = 0) -> Path:
+    """A tiny random `family` checkpoint for `task`, saved as a user's directory is."""
+    import transformers
+
+    make_tokenizer, prefix, config = FAMILY_CHECKPOINTS[family]
+    tok = make_tokenizer()
+    config = config(tok) if callable(config) else {"vocab_size": tok.get_vocab_size(), **config}
+    classes = {
+        "sentiment": getattr(transformers, f"{prefix}ForSequenceClassification"),
+        "qa": getattr(transformers, f"{prefix}ForQuestionAnswering"),
+    }
+    config_class = getattr(transformers, f"{prefix}Config")
+    model = task_model(config_class, classes, task, seed=seed, **config)
+    if family == "modernbert":
+        sharpen(model, seed)
+    return save_checkpoint(model, tok, out)

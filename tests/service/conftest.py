@@ -1,15 +1,17 @@
 """One real Ray Serve instance for the whole test session, deployed the way `attention-serve run` does.
 
-Two deployments of the service share it, three applications each: the default one at / (fixed single replicas
-so batch statistics are unambiguous; fp32 so "same answer as alone" can be checked to 1e-4) and a deliberately
+Three deployments of the service share it, three applications each: the default one at / (fixed single replicas
+so batch statistics are unambiguous; fp32 so "same answer as alone" can be checked to 1e-4), a deliberately
 tight one under /tight (batches of one, a 50 ms queue limit, 1 s and 2 s timeouts, an API key, a rate limit)
-for the overload, timeout and auth paths.
+for the overload, timeout and auth paths, and a zoo under /zoo serving a tiny random checkpoint of every
+supported family for each task, side by side (tests/service/test_checkpoints.py).
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 
 import httpx
 import pytest
@@ -40,7 +42,20 @@ def applications(args: dict, batching: dict, runtime_env: dict | None = None, **
     return apps
 
 
-def deploy_config_for_tests() -> dict:
+ZOO_APPS = application_names("/zoo")
+
+
+def zoo_checkpoints(root: Path) -> dict[str, dict[str, str]]:
+    """task -> {family: directory}: a tiny random checkpoint of every supported family, built offline."""
+    from tests.families.tiny import FAMILY_CHECKPOINTS, build_checkpoint
+
+    return {
+        task: {family: str(build_checkpoint(family, task, root / f"{family}-{task}")) for family in FAMILY_CHECKPOINTS}
+        for task in TASKS
+    }
+
+
+def deploy_config_for_tests(zoo: dict[str, dict[str, str]]) -> dict:
     # Admission control at 1.5 s of queued work: the main app's tests send bursts of 60 requests to one fp32
     # single-thread replica (about a second of work) and check every answer; test_overload sheds at 3x.
     main_batching = {"max_batch_size": 32, "batch_wait_timeout_s": 0.01, "token_budget": 8192, "precision": "fp32",
@@ -66,14 +81,23 @@ def deploy_config_for_tests() -> dict:
             *applications({}, main_batching),
             # The key comes from the environment, as it should in production: Serve logs `args`.
             *applications(tight_args, tight_batching, {"env_vars": {"ATTENTION_SERVE_API_KEY": TIGHT_KEY}}),
+            *applications(
+                {"path_prefix": "/zoo", **{task: {"models": models} for task, models in zoo.items()}},
+                {**main_batching, "max_queue_wait_s": 5.0},
+            ),  # fmt: skip
         ],
     }
 
 
 @pytest.fixture(scope="session")
-def service_url() -> str:
+def zoo(tmp_path_factory) -> dict[str, dict[str, str]]:
+    return zoo_checkpoints(tmp_path_factory.mktemp("zoo"))
+
+
+@pytest.fixture(scope="session")
+def service_url(zoo) -> str:
     # Logical CPUs: replicas reserve fractions of them for placement; the threads share the real cores.
-    url = start_service(deploy_config_for_tests(), num_cpus=4, metrics_port=METRICS_PORT)
+    url = start_service(deploy_config_for_tests(zoo), num_cpus=4, metrics_port=METRICS_PORT)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:

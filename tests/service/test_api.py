@@ -78,6 +78,27 @@ def test_sentiment_matches_the_engine(client, sentiment_engine):
         assert served["probabilities"][label] == pytest.approx(probability, abs=1e-4)
 
 
+def test_qa_matches_the_engine(client, qa_engine):
+    """The service scores windows in its own batches and puts answers together with the engine's assemble: the
+    same answers, scores, no-answer score and attention map as QAEngine.answer on its own."""
+    context = ("The Amazon rainforest covers much of the Amazon basin of South America. " * 3 + "The forest was named "
+               "by the Spanish explorer Francisco de Orellana in 1542. ") * 4  # fmt: skip
+    question = "Who named the forest?"
+    body = {"question": question, "context": context, "top_k": 3, "doc_stride": 64, "return_attention": True,
+            "handle_impossible_answer": True}  # fmt: skip
+    served = client.post("/v1/qa", json=body).json()["results"][0]
+    item = qa_engine.encode(question, context, doc_stride=64)
+    local = qa_engine.answer([item], [3], [15], [True], [True]).results[0]
+    assert served["windows"] == local.windows > 1
+    assert [(a["text"], a["start"], a["end"]) for a in served["answers"]] == [
+        (a.text, a.start, a.end) for a in local.answers
+    ]
+    for got, want in zip(served["answers"], local.answers, strict=True):
+        assert got["score"] == pytest.approx(want.score, abs=1e-4)
+    assert served["no_answer_score"] == pytest.approx(local.no_answer_score, abs=1e-4)
+    assert served["attention"]["rollout"] == pytest.approx(local.attention.rollout, abs=1e-4)
+
+
 def test_long_text_is_truncated_and_says_so(client):
     text = "a fine film. " * 400
     result = client.post("/v1/sentiment", json={"text": text}).json()["results"][0]

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from types import SimpleNamespace
-
 import pytest
 from pydantic import ValidationError
 
-from service.serving.admission import CALM_INTERVALS, MIN_REQUESTS, WaitLimit
-from service.http.errors import Overloaded
-from service.http.routes import QueueAdmission
+from service.serving.admission import CALM_INTERVALS, MIN_REQUESTS, QueueAdmission, WaitLimit
 from service.settings import BatchSettings, Settings
 
 SETTINGS = BatchSettings(
@@ -163,30 +159,36 @@ def test_the_overload_limit_must_be_the_tighter_one():
     assert Settings().qa.batching.overload_queue_wait_s is None  # not measured for QA: off
 
 
-class FakeBatcher:
-    def __init__(self, wait: float) -> None:
-        self.wait, self.announced = wait, 0
+class FakeModels:
+    """What QueueAdmission asks of a replica's TaskModels: its queued wait, its limit, its announcements."""
+
+    def __init__(self, wait: float, limit: WaitLimit) -> None:
+        self.wait, self.announced, self.batching, self._limit = wait, 0, SETTINGS, limit
 
     def expected_wait_s(self) -> float:
         return self.wait
 
+    def admission_limit(self, wait_s: float) -> float:
+        return self._limit.judge(wait_s, self.batching)
+
     def announce(self) -> None:
         self.announced += 1
+
+    def withdraw(self) -> None:
+        self.announced -= 1
 
 
 def test_queue_admission_refuses_under_the_limit_in_force_and_says_which():
     clock = Clock()
-    limit = WaitLimit(clock)
-    worker = SimpleNamespace(batcher=FakeBatcher(0.6), batching=SETTINGS)
-    worker.admission_limit = lambda wait: limit.judge(wait, SETTINGS)
-    admission = QueueAdmission(lambda: worker)
-    assert admission.admit() is None and worker.batcher.announced == 1  # 0.6 s is within the generous 2 s
+    models = FakeModels(0.6, WaitLimit(clock))
+    admission = QueueAdmission(lambda: models)
+    assert admission.admit() is None and models.announced == 1  # 0.6 s is within the generous 2 s
+    admission.release()
+    assert models.announced == 0
     for _ in range(MIN_REQUESTS * 3):  # a flood: the queue stands at 0.6 s
         clock.now += 0.005
         refusal = admission.admit()
-    assert isinstance(refusal, Overloaded)
-    assert "limit 0.25 s while overloaded, else 2 s" in refusal.message
-    worker.batcher.wait = 3.0
-    limit.judge(0.0, BatchSettings(max_queue_wait_s=2.0))  # turned off: the generous limit, said plainly
-    worker.admission_limit = lambda wait: limit.judge(wait, BatchSettings(max_queue_wait_s=2.0))
-    assert "(limit 2 s)" in admission.admit().message
+    assert refusal is not None and "limit 0.25 s while overloaded, else 2 s" in refusal
+    models.wait = 3.0
+    models.batching = BatchSettings(max_queue_wait_s=2.0)  # turned off: the generous limit, said plainly
+    assert "(limit 2 s)" in admission.admit()

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.serving.batcher import BatchCost, Batcher, BatchLimits
+from service.serving.batcher import BatchCost, BatchFailed, Batcher, BatchLimits
 
 
 @dataclass(frozen=True)
@@ -116,7 +116,7 @@ def test_a_failing_batch_fails_its_requests_only():
         return bad, good
 
     bad, good = run(main())
-    assert isinstance(bad, ValueError)
+    assert isinstance(bad, BatchFailed) and isinstance(bad.__cause__, ValueError)  # retryable, its cause kept
     assert good[0] == ["good:1"]
 
 
