@@ -7,6 +7,7 @@ Labels are three names of mixed case, as users' checkpoints have them.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from pathlib import Path
 
@@ -198,6 +199,13 @@ FAMILY_CHECKPOINTS: dict[str, tuple] = {
     "roberta": (byte_bpe_tokenizer, "Roberta", {**_TINY, **_ROBERTA}),
     "xlm-roberta": (unigram_tokenizer, "XLMRoberta", {**_TINY, **_ROBERTA}),
     "electra": (wordpiece_tokenizer, "Electra", {**_TINY, "embedding_size": 16}),
+    "deberta-v2": (
+        functools.partial(unigram_tokenizer, "deberta"),
+        "DebertaV2",
+        {**_TINY, "relative_attention": True, "position_buckets": 8, "max_relative_positions": 16,
+         "pos_att_type": ["p2c", "c2p"], "share_att_key": True, "norm_rel_ebd": "layer_norm",
+         "position_biased_input": False, "type_vocab_size": 0},  # fmt: skip
+    ),
     "modernbert": (modernbert_tokenizer, "ModernBert", modernbert_config),
 }
 

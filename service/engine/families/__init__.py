@@ -11,11 +11,12 @@ from typing import Any
 from service.engine.errors import UnsupportedModelError
 from service.engine.families.base import Family
 from service.engine.families.bert import Bert, DistilBert, Electra, Roberta
+from service.engine.families.deberta_v2 import DebertaV2
 from service.engine.families.modernbert import ModernBert
 
-FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), Roberta(), Electra(), ModernBert())
+FAMILIES: tuple[Family, ...] = (Bert(), DistilBert(), Roberta(), Electra(), ModernBert(), DebertaV2())
 _BY_MODEL_TYPE = {model_type: family for family in FAMILIES for model_type in family.model_types}
-SUPPORTED = "BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, ModernBERT"
+SUPPORTED = "BERT, DistilBERT, RoBERTa, XLM-RoBERTa, CamemBERT, ELECTRA, ModernBERT, DeBERTa-v2/v3"
 
 
 def family_for(config: dict[str, Any]) -> Family:
