@@ -48,7 +48,9 @@ class QAWindow:
     type_ids: list[int]
     context_offsets: list[Offset | None]  # char span in the context, None for question/special tokens
     question_offsets: list[Offset | None]  # char span in the question, None elsewhere
-    context_word_offsets: list[Offset | None]  # char span of the whole word a context token is part of
+    # char span of the word a context token is part of, as far as the window holds that word (a word cut by the
+    # window's edge ends there, as the Hugging Face pipeline's per-window word_to_chars has it)
+    context_word_offsets: list[Offset | None]
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -214,7 +216,6 @@ class TextTokenizer:
             raise ContextTooLongError(
                 f"context needs {n_windows} windows of {max_seq_len} tokens; the limit is {max_windows}", "context"
             )
-        word_offsets = _word_offsets(c)
         prefix_ids = [*t.pair_prefix, *q.ids, *t.middle]
         prefix_q_offsets: list[Offset | None] = [None] * len(t.pair_prefix) + list(q.offsets) + [None] * len(t.middle)
         no_offsets: list[Offset | None] = [None] * len(t.pair_suffix)
@@ -228,20 +229,19 @@ class TextTokenizer:
                     type_ids=[t.first_type] * len(prefix_ids) + [t.second_type] * (len(ids) - len(prefix_ids)),
                     context_offsets=[None] * len(prefix_ids) + list(c.offsets[start:end]) + no_offsets,
                     question_offsets=prefix_q_offsets + [None] * (len(ids) - len(prefix_ids)),
-                    context_word_offsets=[None] * len(prefix_ids) + word_offsets[start:end] + no_offsets,
+                    context_word_offsets=[None] * len(prefix_ids) + _word_offsets(c, start, end) + no_offsets,
                 )
             )
         return QAInput(context=context, windows=windows)
 
 
-def _word_offsets(encoding: Encoding) -> list[Offset]:
-    """Each token's whole-word character span, so answers never end inside a word ("##ing")."""
+def _word_offsets(encoding: Encoding, start: int, end: int) -> list[Offset]:
+    """Each token's whole-word character span among tokens[start:end], so answers never end inside a word
+    ("##ing"), and a word the window cuts is only the part the window holds."""
+    word_ids, offsets = encoding.word_ids[start:end], encoding.offsets[start:end]
     spans: dict[int, Offset] = {}
-    for word, (start, end) in zip(encoding.word_ids, encoding.offsets, strict=True):
+    for word, (low, high) in zip(word_ids, offsets, strict=True):
         if word is not None:
-            low, high = spans.get(word, (start, end))
-            spans[word] = (min(low, start), max(high, end))
-    return [
-        spans[word] if word is not None else offset
-        for word, offset in zip(encoding.word_ids, encoding.offsets, strict=True)
-    ]
+            first, last = spans.get(word, (low, high))
+            spans[word] = (min(first, low), max(last, high))
+    return [spans[word] if word is not None else offset for word, offset in zip(word_ids, offsets, strict=True)]

@@ -86,3 +86,21 @@ def test_question_too_long_and_context_too_long(tokenizer):
     with pytest.raises(EmptyInputError) as err:
         tokenizer.encode_qa("what?", "   ")
     assert err.value.field == "context"
+
+
+def test_a_word_cut_by_a_window_edge_is_only_the_part_the_window_holds(tokenizer):
+    """As the Hugging Face pipeline's per-window word_to_chars: an answer ending at a window's last token may not
+    reach past what that window read."""
+    context = " ".join(["antidisestablishmentarianism"] * 60)  # each word several pieces: edges cut words
+    qa = tokenizer.encode_qa("which word?", context, max_seq_len=64, doc_stride=16)
+    cut = 0
+    for window in qa.windows:
+        spans = [o for o in window.context_offsets if o is not None]
+        first, last = spans[0][0], spans[-1][1]
+        for word in window.context_word_offsets:
+            if word is not None:
+                assert first <= word[0] and word[1] <= last
+        whole = [w for w in window.context_word_offsets if w is not None]
+        cut += whole[0][1] - whole[0][0] < len("antidisestablishmentarianism")
+        cut += whole[-1][1] - whole[-1][0] < len("antidisestablishmentarianism")
+    assert cut > 0  # the case this is about did occur
