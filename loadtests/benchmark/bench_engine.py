@@ -1,6 +1,7 @@
 """Engine speed next to transformers' BertModel, same weights, same inputs, one run, as ratios.
 
     python -m loadtests.benchmark.bench_engine [--threads 2] [--repeats 3] [--write docs/benchmarks.md]
+    python -m loadtests.benchmark.bench_engine --families [--threads 1]   # a row per model family
 
 Two mixes: short sentences (sentiment-like, 8–40 tokens, batches of 64) and full 384-token QA windows
 (batches of 16). For each precision (fp32, bf16) it times the encoder forward pass only — tokenization
@@ -121,6 +122,94 @@ def batch_size_sweep(threads: int, sizes: list[int], repeats: int) -> list[str]:
     return lines
 
 
+# Every family at MiniLM-L6's size (6 layers, 384 wide, 12 heads), random weights: what differs is the family's own
+# computation (positions, DeBERTa's relative terms, ModernBERT's rotary and sliding window, GeGLU), not its size.
+_SIZE = {"hidden_size": 384, "num_hidden_layers": 6, "num_attention_heads": 12, "intermediate_size": 1536}
+FAMILY_CONFIGS: dict[str, tuple[str, dict]] = {
+    "BERT": ("Bert", _SIZE),
+    "DistilBERT": ("DistilBert", {"dim": 384, "n_layers": 6, "n_heads": 12, "hidden_dim": 1536}),
+    "RoBERTa": ("Roberta", {**_SIZE, "pad_token_id": 1, "max_position_embeddings": 514, "type_vocab_size": 1}),
+    "ELECTRA": ("Electra", {**_SIZE, "embedding_size": 128}),
+    "DeBERTa-v3": (
+        "DebertaV2",
+        {
+            **_SIZE,
+            "relative_attention": True,
+            "position_buckets": 256,
+            "max_relative_positions": 512,
+            "pos_att_type": ["p2c", "c2p"],
+            "norm_rel_ebd": "layer_norm",
+            "share_att_key": True,
+            "position_biased_input": False,
+            "type_vocab_size": 0,
+        },
+    ),  # fmt: skip
+    "ModernBERT": (
+        "ModernBert",
+        {**_SIZE, "vocab_size": 50368, "local_attention": 128, "global_attn_every_n_layers": 3},
+    ),
+}
+
+
+def family_rows(threads: int, repeats: int, precisions: list[str]) -> list[str]:
+    """Tokens/s of our engine and of transformers (its default attention: sdpa where the family has it) on the same
+    random weights of each family, the same inputs."""
+    import transformers
+
+    from service.engine.errors import UnsupportedModelError
+    from service.engine.weights import model_from_tensors
+
+    rng = random.Random(3)
+    lengths = {"short texts (8-40 tokens, batch 8)": ([rng.randint(8, 40) for _ in range(64)], 8),
+               "384-token QA windows (batch 4)": ([384] * 16, 4)}  # fmt: skip
+    lines = [
+        f"## Engine vs transformers per model family ({time.strftime('%Y-%m-%d')}, {threads} thread(s))",
+        "",
+        f"Command: `python -m loadtests.benchmark.bench_engine --families --threads {threads}`. Each family at "
+        "MiniLM-L6's size with random weights, a sequence-classification model, the same weights and the same "
+        f"padded batches for both; forward pass only, best of {repeats}; tokens/s counts real tokens.",
+        "",
+        "| family | mix | precision | ours tokens/s | transformers tokens/s | ours / transformers |",
+        "|---|---|---|---:|---:|---:|",
+    ]
+    for family, (prefix, size) in FAMILY_CONFIGS.items():
+        torch.manual_seed(0)
+        config = getattr(transformers, f"{prefix}Config")(**{"vocab_size": 30522, "num_labels": 2, **size})
+        reference = getattr(transformers, f"{prefix}ForSequenceClassification")(config).eval()
+        try:
+            ours = model_from_tensors(config.to_dict(), reference.state_dict(), "sentiment")
+        except UnsupportedModelError as exc:
+            lines.append(f"| {family} | — | — | not served: {exc.message} | | |")
+            continue
+        for precision in precisions:
+            dtype = {"fp32": torch.float32, "bf16": torch.bfloat16}[precision]
+            ours, reference = ours.to(dtype), reference.to(dtype)
+            for mix, (seq_lengths, batch) in lengths.items():
+                data = _random_batches(seq_lengths, batch, config.vocab_size, first_id=5)
+                real = sum(int(mask.sum()) for _, mask in data)
+                ours_s = timed(lambda i, m, model=ours: model(i, m), data, repeats)
+                ref_s = timed(lambda i, m, model=reference: model(input_ids=i, attention_mask=m), data, repeats)
+                lines.append(
+                    f"| {family} | {mix} | {precision} | {real / ours_s:,.0f} | {real / ref_s:,.0f} "
+                    f"| {ref_s / ours_s:.2f} |"
+                )
+                print(lines[-1], flush=True)
+    return lines
+
+
+def _random_batches(
+    lengths: list[int], batch: int, vocab: int, first_id: int
+) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    generator = torch.Generator().manual_seed(0)
+    out = []
+    for i in range(0, len(lengths), batch):
+        chunk = sorted(lengths[i : i + batch])
+        ids = torch.randint(first_id, vocab, (len(chunk), chunk[-1]), generator=generator)
+        mask = (torch.arange(chunk[-1])[None] < torch.tensor(chunk)[:, None]).long()
+        out.append((ids * mask + (1 - mask) * 1, mask))  # padding id 1 (RoBERTa's); masked for every family
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--threads", type=int, default=2)
@@ -132,8 +221,12 @@ def main(argv: list[str] | None = None) -> int:
         help="batch sizes, e.g. 1,4,8,16,32: "
         "only the sentiment engine's texts/s per batch size (the service's max_batch_size)",
     )
+    parser.add_argument("--families", action="store_true", help="a row per model family (engine vs transformers)")
+    parser.add_argument("--precisions", default="fp32,bf16", help="with --families: fp32, bf16 or both")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.families:
+        return _report(family_rows(args.threads, args.repeats, args.precisions.split(",")), args.write)
     if args.sweep:
         return _report(batch_size_sweep(args.threads, args.sweep, args.repeats), args.write)
 

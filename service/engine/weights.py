@@ -155,6 +155,15 @@ def _build(config: dict, task: Task, num_labels: int) -> tuple[Family, EncoderCo
     return family, cfg, family.build(cfg, task, num_labels)
 
 
+def model_from_tensors(config: dict, tensors: dict[str, torch.Tensor], task: Task, num_labels: int = 2) -> TaskModel:
+    """Our model of a checkpoint held in memory (a config.json dict and its state dict by Hugging Face names), every
+    weight required: for comparing the engine with another implementation on the very same weights."""
+    family, _, model = _build(config, task, num_labels)
+    with torch.no_grad():
+        _load_state(model, tensors, Path("<memory>"), required=("encoder.", "head."), family=family)
+    return model.eval()
+
+
 def load_encoder(base_dir: Path, task: Task, num_labels: int = 2) -> tuple[TaskModel, dict]:
     """A TaskModel with the base's encoder weights and a freshly initialised head."""
     config = _read_json(base_dir / "config.json")
