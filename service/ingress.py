@@ -21,7 +21,7 @@ from service.http.routes import api_app, front_router, qa_router, sentiment_rout
 from service.protocol import ModelInfo, ModelsResponse
 from service.serving.admission import QueueAdmission
 from service.serving.models import TaskModels
-from service.settings import BatchSettings, Settings, batching_over
+from service.settings import Settings
 from service.tasks import Task
 
 logger = logging.getLogger("ray.serve")
@@ -47,10 +47,7 @@ class _TaskIngress:
         """Serve calls this with the deployment's user_config: batching at once, precision by reloading.
 
         A partial user_config changes only the fields it names; the others keep this task's settings."""
-        batching = BatchSettings.model_validate(
-            batching_over(getattr(self.settings, self.task).batching.model_dump(), user_config)
-        )
-        await self.models.reconfigure(batching)
+        await self.models.reconfigure(getattr(self.settings, self.task).batching.updated(user_config))
 
     async def check_health(self) -> None:
         """Serve calls this periodically: a tiny forward pass proves each model still answers."""

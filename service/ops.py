@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from service.app import application_names, serve_applications
-from service.settings import TASK_BATCHING, BatchSettings, Settings, batching_over
+from service.settings import TASK_BATCHING, Settings
 from service.tasks import TASKS
 
 DEFAULT_DASHBOARD = "http://127.0.0.1:8265"
@@ -192,9 +192,9 @@ def scaled_config(
 def batching_config(current: dict, task: str, path_prefix: str = "", **changes: Any) -> dict:
     """The live Serve config with fields of one task's user_config (batching, precision) changed."""
     config, deployment = _edited(current, task, path_prefix)
-    defaults = BatchSettings(**TASK_BATCHING[task]).model_dump()
-    user_config = batching_over({**defaults, **(deployment.get("user_config") or {})}, changes)
-    deployment["user_config"] = BatchSettings.model_validate(user_config).model_dump()  # refused here, not by replicas
+    # The task's defaults, under what the live config sets, under the changes; refused here, not by the replicas.
+    live = TASK_BATCHING[task]().updated(deployment.get("user_config") or {})
+    deployment["user_config"] = live.updated(changes).model_dump()
     return config
 
 

@@ -13,6 +13,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.engine.results import QAResult, SentimentResult
+from service.settings import BatchSettings
 
 NonEmptyList = Field(min_length=1)
 CARD_ROUTE = "/v1/models/card"  # the model card (docs/models.md), one section per model version
@@ -105,16 +106,6 @@ class QAResponse(BaseModel):
     results: list[QAResult]
 
 
-class Batching(BaseModel):
-    """A task deployment's live batching settings (its Serve user_config)."""
-
-    max_batch_size: int
-    batch_wait_timeout_s: float
-    token_budget: int
-    max_padding: float
-    precision: str = Field(description="as configured: auto, fp32 or bf16")
-
-
 class PrecisionSpeeds(BaseModel):
     """What `precision: auto` measured when the replica loaded its model."""
 
@@ -137,7 +128,7 @@ class ModelInfo(BaseModel):
     multi_label: bool = Field(
         False, description="labels scored each on its own (sigmoid), not as one distribution (softmax)"
     )
-    batching: Batching
+    batching: BatchSettings = Field(description="the deployment's live batching and admission settings")
     card: str = Field(
         description="this version's section of the model card (recipe, data, scores)",
         examples=["/v1/models/card#minilm-l6-sentiment-20261125"],

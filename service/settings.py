@@ -13,10 +13,12 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from service.engine.config import DEFAULTS as ENGINE
 
 PACKAGE_MODELS = Path(__file__).resolve().parent / "models"
 # The model card beside the sources (a checkout, an editable install); an installed package has none, so the
@@ -32,40 +34,99 @@ def default_model_dir(task: str) -> Path:
     return PACKAGE_MODELS / task
 
 
+# The batching knobs, each declared once with its bounds; a task's settings class gives its own defaults.
+MaxBatchSize = Annotated[int, Field(ge=1, le=512, description="jobs (texts or QA windows) one batch takes")]
+MaxQueueWait = Annotated[
+    float, Field(gt=0, description="a request that would wait longer than this for the model gets 503 + Retry-After")
+]
+OverloadQueueWait = Annotated[
+    float | None,
+    Field(gt=0, description="the wait limit while the queue stands (sustained overload); None: never tighter"),
+]
+
+
 class BatchSettings(BaseModel):
-    """Live knobs of one model deployment (its Serve user_config)."""
+    """Live knobs of one model deployment (its Serve user_config). The engine's knobs default to the engine's own
+    defaults (service/engine/config.py); each task's class below gives that task's defaults."""
 
     model_config = ConfigDict(extra="forbid")
 
-    max_batch_size: int = Field(32, ge=1, le=512, description="jobs (texts or QA windows) one batch takes")
+    max_batch_size: MaxBatchSize = ENGINE.max_batch_size
     batch_wait_timeout_s: float = Field(0.005, ge=0, le=1, description="how long a batch waits to fill")
-    token_budget: int = Field(8192, ge=128, description="real tokens per batch and padded tokens per forward pass")
-    max_padding: float = Field(0.1, ge=0, le=1, description="padding share past which a pass is cut in two")
+    token_budget: int = Field(
+        ENGINE.token_budget, ge=128, description="real tokens per batch and padded tokens per forward pass"
+    )
+    max_padding: float = Field(
+        ENGINE.max_padding, ge=0, le=1, description="padding share past which a pass is cut in two"
+    )
     precision: Literal["auto", "fp32", "bf16"] = Field(
-        "auto", description="auto: each replica times both at load and keeps the faster"
+        ENGINE.precision, description="auto: each replica times both at load and keeps the faster"
     )
     # Admission control. Per task, because what a normal queue looks like depends on the requests: at 70 % load
     # of the mixed Locust profile, a sentiment queue holds a few long texts and a QA queue whole long contexts
     # (seconds of work). Measured in docs/reliability.md.
-    max_queue_wait_s: float = Field(
-        1.0, gt=0, description="a request that would wait longer than this for the model gets 503 + Retry-After"
-    )
+    max_queue_wait_s: MaxQueueWait = 1.0
     # Tighter only while the queue stands (sustained overload, service/serving/admission.py): a flood's requests then
-    # wait this long at most, while the bursts of normal load keep max_queue_wait_s. Off (None) unless set for the
-    # task; sentiment's default sets it (Settings below).
-    overload_queue_wait_s: float | None = Field(
-        None, gt=0, description="the wait limit while the queue stands (sustained overload); None: never tighter"
-    )
+    # wait this long at most, while the bursts of normal load keep max_queue_wait_s. Off unless a task sets it.
+    overload_queue_wait_s: OverloadQueueWait = None
     overload_target_s: float = Field(
         0.4, gt=0, description="the queue stands when every request finds this wait for a whole interval"
     )
     overload_interval_s: float = Field(0.1, gt=0, le=10, description="that interval (CoDel's), in seconds")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _a_lower_limit_given_alone_turns_off_the_default_overload_limit(cls, data: Any) -> Any:
+        """A given max_queue_wait_s below the class's default overload limit, without an overload limit of its
+        own, drops that default (no tightening: the given limit is already tighter) rather than failing."""
+        if not isinstance(data, dict) or "max_queue_wait_s" not in data or "overload_queue_wait_s" in data:
+            return data
+        default = cls.model_fields["overload_queue_wait_s"].default
+        try:
+            if default is not None and float(data["max_queue_wait_s"]) < default:
+                return {**data, "overload_queue_wait_s": None}
+        except (TypeError, ValueError):
+            pass  # not a number: validation reports it
+        return data
 
     @model_validator(mode="after")
     def _overload_limit_is_tighter(self) -> BatchSettings:
         if self.overload_queue_wait_s is not None and self.overload_queue_wait_s > self.max_queue_wait_s:
             raise ValueError("overload_queue_wait_s must not exceed max_queue_wait_s: it is the tighter limit")
         return self
+
+    def updated(self, changes: dict[str, Any]) -> Self:
+        """These settings with `changes` applied (a live user_config names only what it changes). A lower
+        max_queue_wait_s given alone drops an overload limit above it, as at start-up."""
+        data = self.model_dump()
+        overload = data["overload_queue_wait_s"]
+        if "max_queue_wait_s" in changes and "overload_queue_wait_s" not in changes and overload is not None:
+            try:
+                if float(changes["max_queue_wait_s"]) < overload:
+                    data["overload_queue_wait_s"] = None
+            except (TypeError, ValueError):
+                pass
+        return type(self).model_validate({**data, **changes})
+
+
+class SentimentBatching(BatchSettings):
+    """Sentiment batches at most 8 texts: every text waits for its whole batch, and under a 3x flood that wait was
+    most of the accepted requests' p99 at 32 (docs/reliability.md). A single-thread CPU replica classifies ~65-token
+    texts as fast in batches of 8 as of 32 (`python -m loadtests.benchmark.bench_engine --threads 1 --sweep
+    1,4,8,16,32`); a GPU replica wants larger batches. Admission: 2 s for the bursts of normal load (1 s refused 24
+    requests of a 30-minute soak at ~70 % of capacity), 0.25 s under a flood (0.25 s queued plus about 0.45 s of
+    batch and HTTP time, against a p99 of 0.42-0.53 s at capacity)."""
+
+    max_batch_size: MaxBatchSize = 8
+    max_queue_wait_s: MaxQueueWait = 2.0
+    overload_queue_wait_s: OverloadQueueWait = 0.25
+
+
+class QABatching(BatchSettings):
+    """QA queues hold whole long contexts: 5 s of queued work before a request is refused; its overload limit is not
+    measured, so off."""
+
+    max_queue_wait_s: MaxQueueWait = 5.0
 
 
 class DeploymentSettings(BaseModel):
@@ -78,7 +139,7 @@ class DeploymentSettings(BaseModel):
         default_factory=dict,
         description="several models at once: id -> directory, the first the default (instead of model_dir)",
     )
-    batching: BatchSettings = BatchSettings()
+    batching: BatchSettings = Field(default_factory=BatchSettings)
     # Two single-thread replicas per task: measured on 2 cores, they serve ~2x one replica with both threads
     # (docs/benchmarks.md); raise both on bigger machines.
     min_replicas: int = Field(2, ge=0)
@@ -86,7 +147,7 @@ class DeploymentSettings(BaseModel):
     target_ongoing_requests: float = Field(16, gt=0, description="autoscaling target per replica")
     num_cpus: float = Field(0.4, gt=0, description="Ray CPU share per replica (scheduling, not threads)")
     threads: int = Field(1, ge=1, description="torch threads per replica")
-    device: str = Field("cpu", pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, or cuda[:N] for a GPU")
+    device: str = Field(ENGINE.device, pattern=r"^(cpu|cuda(:\d+)?)$", description="cpu, or cuda[:N] for a GPU")
     num_gpus: float = Field(0, ge=0, description="Ray GPU share per replica; set it with device=cuda")
     max_ongoing_requests: int = Field(256, ge=1, description="requests one replica holds; admission refuses first")
     max_queued_requests: int = Field(64, ge=-1, description="requests waiting for a replica; past it Serve sheds")
@@ -114,41 +175,15 @@ class DeploymentSettings(BaseModel):
         return self
 
 
-# Each task's own batching defaults. A partial override (ATTENTION_SERVE_QA__MIN_REPLICAS=4, or `qa: {batching:
-# {max_batch_size: 16}}` in a config) is merged over them, field by field, instead of replacing the task's whole
-# settings with the generic class defaults.
-# Sentiment batches at most 8 texts: every text waits for its whole batch, and under a 3x flood that wait was most of
-# the accepted requests' p99 at 32 (docs/reliability.md). A single-thread CPU replica classifies ~65-token texts as
-# fast in batches of 8 as of 32; short sentences ~25 % slower in the engine alone, within noise in the service
-# (`python -m loadtests.benchmark.bench_engine --threads 1 --sweep 1,4,8,16,32`). A GPU replica wants larger batches.
-TASK_BATCHING: dict[str, dict] = {
-    "sentiment": {"max_batch_size": 8, "max_queue_wait_s": 2.0, "overload_queue_wait_s": 0.25},
-    "qa": {"max_queue_wait_s": 5.0},
-}
+TASK_BATCHING: dict[str, type[BatchSettings]] = {"sentiment": SentimentBatching, "qa": QABatching}
 
 
-def batching_over(defaults: dict, given: dict) -> dict:
-    """`given` batching fields over `defaults`. A default overload limit above a given, lower max_queue_wait_s is
-    dropped (no tightening: the given limit is already tighter) rather than failing validation."""
-    merged = {**defaults, **given}
-    overload, limit = merged.get("overload_queue_wait_s"), merged.get("max_queue_wait_s")
-    if "overload_queue_wait_s" in given or overload is None or limit is None:
-        return merged
-    try:
-        if float(overload) > float(limit):  # from the environment, values are still strings here
-            merged["overload_queue_wait_s"] = None
-    except (TypeError, ValueError):
-        pass  # not a number: validation reports it
-    return merged
+class SentimentDeployment(DeploymentSettings):
+    batching: SentimentBatching = Field(default_factory=SentimentBatching)
 
 
-def _merged(defaults: dict, given: dict) -> dict:
-    merged = dict(defaults)
-    for key, value in given.items():
-        merged[key] = (
-            _merged(merged[key], value) if isinstance(value, dict) and isinstance(merged.get(key), dict) else value
-        )
-    return merged
+class QADeployment(DeploymentSettings):
+    batching: QABatching = Field(default_factory=QABatching)
 
 
 class Settings(BaseSettings):
@@ -158,11 +193,9 @@ class Settings(BaseSettings):
         env_prefix="ATTENTION_SERVE_", env_nested_delimiter="__", extra="forbid", env_parse_none_str="null"
     )
 
-    # Sentiment: 2 s for the bursts of normal load (1 s refused 24 requests of a 30-minute soak at ~70 % of
-    # capacity), 0.25 s under a flood (0.25 s queued plus about 0.45 s of batch and HTTP time, against a p99 of
-    # 0.42-0.53 s at capacity: docs/reliability.md). QA's overload limit is not measured: off.
-    sentiment: DeploymentSettings = DeploymentSettings(batching=BatchSettings(**TASK_BATCHING["sentiment"]))
-    qa: DeploymentSettings = DeploymentSettings(batching=BatchSettings(**TASK_BATCHING["qa"]))
+    # Each task's own defaults are its settings classes' (a partial override keeps the rest of them).
+    sentiment: SentimentDeployment = Field(default_factory=SentimentDeployment)
+    qa: QADeployment = Field(default_factory=QADeployment)
 
     # Where the API is mounted: "" serves /v1/sentiment; "/tight" serves /tight/v1/sentiment (several deployments
     # of the service on one Serve instance). Application names follow it (see service.app.application_names).
@@ -176,7 +209,7 @@ class Settings(BaseSettings):
     max_question_chars: int = Field(2_000, ge=1)
     max_context_chars: int = Field(100_000, ge=1)
     max_body_bytes: int = Field(8 * 1024 * 1024, ge=1024, description="larger bodies get 413")
-    max_tokens: int = Field(512, ge=16, description="sentiment input tokens; the rest is truncated")
+    max_tokens: int = Field(ENGINE.max_tokens, ge=16, description="sentiment input tokens; the rest is truncated")
     max_seq_len: int = Field(384, ge=32, description="QA window length in tokens")
     max_question_len: int = Field(64, ge=1, description="question tokens; longer questions get 422")
     max_windows: int = Field(64, ge=1, description="QA windows per context; longer contexts get 422")
@@ -197,19 +230,6 @@ class Settings(BaseSettings):
     api_key: SecretStr | None = Field(None, min_length=1, description="required on /v1/* when set; never logged")
     # Or the path of a file holding it: a Docker secret or a mounted Kubernetes Secret (ATTENTION_SERVE_API_KEY_FILE).
     api_key_file: Path | None = Field(None, description="file with the API key; read once at start-up")
-
-    @model_validator(mode="before")
-    @classmethod
-    def _task_defaults_under_overrides(cls, data: object) -> object:
-        if isinstance(data, dict):
-            for task, batching in TASK_BATCHING.items():
-                if isinstance(data.get(task), dict):
-                    given = data[task]
-                    merged = _merged({"batching": batching}, given)
-                    if isinstance(given.get("batching"), dict):
-                        merged["batching"] = batching_over(batching, given["batching"])
-                    data[task] = merged
-        return data
 
     @model_validator(mode="after")
     def _key_from_file(self) -> Settings:

@@ -39,10 +39,10 @@ def _write_qa_checkpoint(model, config: dict, base_dir, out):
     import json
     import shutil
 
-    from service.engine.weights import LoadedModel, ModelInfo, export_hf_checkpoint
+    from service.engine.weights import LoadedModel, ModelMeta, export_hf_checkpoint
 
     export_hf_checkpoint(
-        LoadedModel(model, base_dir / "tokenizer.json", ModelInfo("qa", "random", "0", "t")), config, out
+        LoadedModel(model, base_dir / "tokenizer.json", ModelMeta("qa", "random", "0", "t")), config, out
     )
     for name in ("tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
         shutil.copy(base_dir / name, out / name)

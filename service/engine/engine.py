@@ -19,28 +19,16 @@ import numpy as np
 import torch
 
 from service.engine.attention_maps import head_averaged, summarize
+from service.engine.config import EngineConfig, Precision
 from service.engine.decode import Candidate, WindowCandidates, null_answer, rank_answers, window_candidates
 from service.engine.passes import PassStats, plan_batches
 from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, Task, TokenView
 from service.engine.tokenize import Offset, QAInput, QAWindow, TextInput, TextTokenizer
-from service.engine.weights import LoadedModel, ModelInfo, load_task_model
+from service.engine.weights import LoadedModel, ModelMeta, load_task_model
 
-Precision = Literal["fp32", "bf16"]
-PrecisionChoice = Literal["auto", "fp32", "bf16"]
 _DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
 # What `precision="auto"` times: a batch the size of a busy moment (16 short texts / 4 QA windows).
 _PROBE_SHAPES: dict[str, tuple[int, int]] = {"sentiment": (16, 32), "qa": (4, 384)}
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    precision: PrecisionChoice = "auto"  # auto: time both at load, keep the faster (CPU flags do not tell)
-    threads: int | None = None  # None: leave torch's default (all cores)
-    token_budget: int = 8192  # padded tokens per forward pass
-    max_batch_size: int = 64  # sequences per forward pass
-    max_tokens: int = 512  # sentiment inputs longer than this are truncated
-    max_padding: float = 0.1  # share of a pass's tokens that may be padding before it is cut in two
-    device: str = "cpu"  # "cuda" or "cuda:N" to run on a GPU
 
 
 @dataclass(frozen=True)
@@ -102,7 +90,7 @@ class _Engine:
             torch.set_num_threads(self.config.threads)
         self.device = _resolve_device(self.config.device)
         loaded: LoadedModel = load_task_model(model_dir, self.task)
-        self.info: ModelInfo = loaded.info
+        self.info: ModelMeta = loaded.info
         max_tokens = min(self.config.max_tokens, loaded.info.max_position_embeddings)
         self.tokenizer = TextTokenizer(loaded.tokenizer_file, max_tokens=max_tokens, pad_id=loaded.pad_token_id)
         fp32 = loaded.model.float().eval().to(self.device)

@@ -64,8 +64,9 @@ def ours_to_hf(name: str) -> str:
 
 
 @dataclass(frozen=True)
-class ModelInfo:
-    """What the service reports about a loaded model (GET /v1/models, metrics)."""
+class ModelMeta:
+    """What a model directory says about the model in it: task, id, version, base, labels, family (the API reports
+    it as protocol.ModelInfo)."""
 
     task: Task
     model_id: str
@@ -82,7 +83,7 @@ class ModelInfo:
 class LoadedModel:
     model: TaskModel
     tokenizer_file: Path
-    info: ModelInfo
+    info: ModelMeta
     pad_token_id: int = 0
 
 
@@ -226,7 +227,7 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
             if lora:
                 merge_lora(model, lora, meta["lora"]["alpha"] / meta["lora"]["rank"])
             _load_state(model, head, model_dir, required=("head.",), family=family)
-        info = ModelInfo(
+        info = ModelMeta(
             task=task,
             model_id=meta.get("model_id", model_dir.name),
             version=str(meta.get("version", "0")),
@@ -243,7 +244,7 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
         family, cfg, model = _build(config, task, len(labels) or 2)
         with torch.no_grad():
             _load_state(model, _read_checkpoint(model_dir), model_dir, required=("encoder.", "head."), family=family)
-        info = ModelInfo(
+        info = ModelMeta(
             task=task,
             model_id=model_dir.name,
             version=str(config.get("attention_serve_version", config.get("transformers_version", "0"))),

@@ -32,7 +32,7 @@ from service.engine.engine import (
 from service.engine.errors import InputError
 from service.engine.tokenize import QAInput, TextInput
 from service.metrics import ModelMetrics
-from service.protocol import Batching, ModelInfo, ModelRef, PrecisionSpeeds, QARequest, SentimentRequest, card_link
+from service.protocol import ModelInfo, ModelRef, PrecisionSpeeds, QARequest, SentimentRequest, card_link
 from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
 from service.settings import BatchSettings, DeploymentSettings, Settings
 from service.tasks import Task
@@ -225,7 +225,7 @@ class Worker(Generic[E, J, Out]):
             max_tokens=engine.tokenizer.max_tokens,
             labels=list(info.labels),
             multi_label=info.multi_label,
-            batching=Batching(**self.batching.model_dump()),
+            batching=self.batching,
             card=card_link(path_prefix, info.model_id, info.version),
         )
 

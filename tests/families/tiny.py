@@ -202,9 +202,17 @@ FAMILY_CHECKPOINTS: dict[str, tuple] = {
     "deberta-v2": (
         functools.partial(unigram_tokenizer, "deberta"),
         "DebertaV2",
-        {**_TINY, "relative_attention": True, "position_buckets": 8, "max_relative_positions": 16,
-         "pos_att_type": ["p2c", "c2p"], "share_att_key": True, "norm_rel_ebd": "layer_norm",
-         "position_biased_input": False, "type_vocab_size": 0},  # fmt: skip
+        {
+            **_TINY,
+            "relative_attention": True,
+            "position_buckets": 8,
+            "max_relative_positions": 16,
+            "pos_att_type": ["p2c", "c2p"],
+            "share_att_key": True,
+            "norm_rel_ebd": "layer_norm",
+            "position_biased_input": False,
+            "type_vocab_size": 0,
+        },  # fmt: skip
     ),
     "modernbert": (modernbert_tokenizer, "ModernBert", modernbert_config),
 }

@@ -1,0 +1,27 @@
+"""How an engine runs a model, and the defaults every caller starts from. Imports no torch.
+
+The service's settings (service/settings.py) take their defaults for these knobs from here, and build each
+replica's EngineConfig from its live settings: each default is declared once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Precision = Literal["fp32", "bf16"]
+PrecisionChoice = Literal["auto", "fp32", "bf16"]
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    precision: PrecisionChoice = "auto"  # auto: time both at load, keep the faster (CPU flags do not tell)
+    threads: int | None = None  # None: leave torch's default (all cores)
+    token_budget: int = 8192  # padded tokens per forward pass
+    max_batch_size: int = 32  # sequences per forward pass
+    max_tokens: int = 512  # sentiment inputs longer than this are truncated
+    max_padding: float = 0.1  # share of a pass's tokens that may be padding before it is cut in two
+    device: str = "cpu"  # "cuda" or "cuda:N" to run on a GPU
+
+
+DEFAULTS = EngineConfig()
