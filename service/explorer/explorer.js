@@ -298,6 +298,41 @@
     return lines.join(" \\\n  ");
   }
 
+  // ---- the models served ------------------------------------------------------------------------------------
+
+  // What GET v1/models lists, per task, the default first. Empty when the list could not be read: the page then
+  // names no model and each task's default answers, as it would for a client that never asked.
+  const models = { sentiment: [], qa: [] };
+  let modelsRefused = false; // the list needed an API key: read again once a request has been answered with one
+  const MODELS_WAIT_MS = 8000;
+
+  async function loadModels() {
+    const headers = {};
+    const key = sessionStorage.getItem(KEY_STORAGE);
+    if (key) headers["X-API-Key"] = key;
+    const abort = new AbortController();
+    const timer = setTimeout(() => abort.abort(), MODELS_WAIT_MS);
+    try {
+      const response = await fetch(apiUrl("v1/models"), {
+        headers, cache: "no-store", credentials: "same-origin", signal: abort.signal,
+      });
+      modelsRefused = response.status === 401;
+      if (!response.ok) return;
+      const body = await response.json();
+      const listed = body && Array.isArray(body.models) ? body.models : [];
+      for (const task of Object.keys(models)) {
+        const own = listed.filter((m) => m && m.task === task && typeof m.id === "string" && m.id);
+        models[task] = [...own.filter((m) => m.default), ...own.filter((m) => !m.default)];
+      }
+    } catch {
+      // Unreachable, too slow or not JSON: the defaults answer.
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  const modelOf = (task, id) => models[task].find((m) => m.id === id) || null;
+
   // ---- one task view ----------------------------------------------------------------------------------------
 
   function setupView({ name, route, build, fields, render }) {
@@ -307,9 +342,39 @@
     const errorBox = $(`${name}-error`);
     const results = $(`${name}-results`);
     const curlBox = $(`${name}-curl-text`);
+    const chooserBox = $(`${name}-model-choice`);
+    const chooser = $(`${name}-model`);
+    const chooserNote = $(`${name}-model-note`);
     let sent = null; // the last request made (what "copy as curl" copies once there is one)
     let shown = null; // {request, body}: the answer on screen, redrawn when the layer choice changes
     let busy = false;
+
+    // The model chooser: shown only when the task has more than one model; the default is chosen first.
+    function showModels() {
+      const listed = models[name];
+      chooserBox.hidden = listed.length < 2;
+      if (chooserBox.hidden) return;
+      const kept = chooser.value;
+      chooser.replaceChildren(...listed.map((m) => el("option", { value: m.id, text: `${m.id} — ${m.family}` })));
+      chooser.value = modelOf(name, kept) ? kept : listed[0].id;
+      describeModel();
+    }
+
+    function describeModel() {
+      const model = modelOf(name, chooser.value);
+      if (!model) return;
+      const parts = [`version ${model.version}`];
+      if (Array.isArray(model.labels) && model.labels.length) parts.push(`labels ${model.labels.join(", ")}`);
+      if (model.multi_label) parts.push("each label scored on its own");
+      chooserNote.textContent = parts.join(" · ");
+    }
+
+    // What the form asks, with the chosen model when there is a choice (otherwise the task's default answers).
+    function request() {
+      const built = build();
+      if (!chooserBox.hidden && chooser.value) built.payload = { model: chooser.value, ...built.payload };
+      return built;
+    }
 
     function clearErrors() {
       errorBox.hidden = true;
@@ -358,32 +423,34 @@
 
     function draw() {
       hideTooltip(); // its token is about to be replaced
-      results.replaceChildren(...(shown ? render(shown.request, shown.body, select.value) : []));
+      const model = shown && shown.body.model ? modelOf(name, shown.body.model.id) : null;
+      results.replaceChildren(...(shown ? render(shown.request, shown.body, select.value, model) : []));
     }
 
     async function submit() {
       if (busy) return;
       busy = true;
       clearErrors();
-      const request = build();
-      sent = request;
-      if (!curlBox.hidden) curlBox.textContent = curlCommand(route, request.payload);
+      const asked = request();
+      sent = asked;
+      if (!curlBox.hidden) curlBox.textContent = curlCommand(route, asked.payload);
       status.textContent = "Asking the model…";
       form.setAttribute("aria-busy", "true");
       try {
         const started = performance.now();
-        const { response, body } = await post(route, request.payload);
+        const { response, body } = await post(route, asked.payload);
         if (response.ok && body && Array.isArray(body.results)) {
-          shown = { request, body };
+          shown = { request: asked, body };
           updateLayerOptions(select, body.results.map((r) => r.attention).find((a) => a));
           draw();
           const ms = Math.round(performance.now() - started);
           status.textContent = `${body.model.id} ${body.model.version} answered in ${ms} ms.`;
+          if (modelsRefused) refreshModels(); // the key that was just accepted may read the list too
         } else {
           shown = null;
           draw();
           status.textContent = "";
-          showError(response, body, request);
+          showError(response, body, asked);
         }
       } catch (exc) {
         status.textContent = "";
@@ -397,7 +464,7 @@
     }
 
     async function copyCurl() {
-      const command = curlCommand(route, (sent || build()).payload);
+      const command = curlCommand(route, (sent || request()).payload);
       curlBox.textContent = command;
       curlBox.hidden = false;
       try {
@@ -425,6 +492,8 @@
     });
     $(`${name}-curl`).addEventListener("click", copyCurl);
     select.addEventListener("change", draw);
+    chooser.addEventListener("change", describeModel);
+    return { showModels };
   }
 
   // ---- sentiment --------------------------------------------------------------------------------------------
@@ -449,7 +518,17 @@
     };
   }
 
-  function renderSentiment(request, body, choice) {
+  // Whether the scores are each label's own (a multi-label checkpoint's sigmoids) rather than one distribution:
+  // as /v1/models says for the model that answered; unlisted, when some text's scores do not add up to 1.
+  function independentScores(body, model) {
+    if (model) return Boolean(model.multi_label);
+    const total = (result) => Object.values(result.probabilities).reduce((sum, p) => sum + p, 0);
+    return body.results.some((result) => Math.abs(total(result) - 1) > 0.01);
+  }
+
+  // Any labels, as many as the checkpoint has and named as it names them, in its order.
+  function renderSentiment(request, body, choice, model) {
+    const independent = independentScores(body, model);
     return body.results.map((result, i) => {
       const text = request.texts[i];
       const card = el("article", { class: "result sentiment-result" });
@@ -457,11 +536,16 @@
       const probabilities = el("div", { class: "probabilities" });
       for (const [label, p] of Object.entries(result.probabilities)) {
         const fill = el("div", { class: "bar-fill" });
-        fill.style.width = `${(100 * p).toFixed(1)}%`;
-        probabilities.append(el("span", { text: label }), el("div", { class: "bar", role: "presentation" }, fill),
+        fill.style.width = `${(100 * Math.min(Math.max(p, 0), 1)).toFixed(1)}%`;
+        probabilities.append(el("span", { class: "label", text: label }),
+          el("div", { class: "bar", role: "presentation" }, fill),
           el("span", { class: "probability", text: p.toFixed(4) }));
       }
       card.append(heading, probabilities);
+      if (independent) {
+        card.append(el("p", { class: "meta multi-label-note",
+          text: "Each label scored on its own: the scores are independent and need not add up to 1." }));
+      }
       const attention = result.attention;
       if (!attention) {
         card.append(el("p", { class: "tokens-plain", text }));
@@ -608,11 +692,21 @@
     if (location.hash === "#qa") select($("tab-qa"), false);
   }
 
+  const views = [];
+
+  async function refreshModels() {
+    await loadModels();
+    for (const view of views) view.showModels();
+  }
+
   drawLegends();
   setupTabs();
-  setupView({ name: "sentiment", route: "v1/sentiment", build: buildSentiment, render: renderSentiment,
-    fields: { text: "sentiment-text" } });
-  setupView({ name: "qa", route: "v1/qa", build: buildQA, render: renderQA,
-    fields: { question: "qa-question", context: "qa-context", top_k: "qa-top-k" } });
-  document.documentElement.dataset.ready = "true";
+  views.push(setupView({ name: "sentiment", route: "v1/sentiment", build: buildSentiment, render: renderSentiment,
+    fields: { text: "sentiment-text" } }));
+  views.push(setupView({ name: "qa", route: "v1/qa", build: buildQA, render: renderQA,
+    fields: { question: "qa-question", context: "qa-context", top_k: "qa-top-k" } }));
+  // The forms work at once (each task's default answers); ready once the model choosers are settled.
+  refreshModels().finally(() => {
+    document.documentElement.dataset.ready = "true";
+  });
 })();

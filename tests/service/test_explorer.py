@@ -2,8 +2,10 @@
 
 The page is driven as a user would drive it (typing, clicking, Tab, hovering) and calls the real API. Two
 answers the real model does not give on demand, an empty answers list and a 429/503 with Retry-After, are played
-to the page by replacing `fetch` for one call. Set ATTENTION_SERVE_EXPLORER_SCREENSHOTS to a folder (docs) to
-keep the two screenshots the README shows.
+to the page by replacing `fetch` for one call. The model choosers are tried on /zoo/explore, the explorer of the
+zoo deployment (several tiny checkpoints per task, tests/service/conftest.py). Set
+ATTENTION_SERVE_EXPLORER_SCREENSHOTS to a folder (docs) to keep the screenshots (the README shows the sentiment and
+QA ones).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
+from tests.families.tiny import LABELS
 from tests.service.conftest import TIGHT_KEY
 from tests.system_packages import ensure_debian_binary
 
@@ -137,6 +140,32 @@ def stub_next_fetch(browser, status: int, body: dict, headers: dict | None = Non
         status,
         body,
         headers or {},
+    )
+
+
+def serve_models_list(browser, models: list[dict] | None) -> str:
+    """From the next page load on, the page's GET v1/models gets this list instead of the service's (None: the
+    request fails); returns what to pass to forget_models_list."""
+    source = (
+        f"const listed = {json.dumps(models)};"
+        + """
+      const real = window.fetch, type = {"Content-Type": "application/json"};
+      window.fetch = (url, init) => !String(url).endsWith("/v1/models") ? real(url, init)
+        : listed === null ? Promise.reject(new TypeError("Failed to fetch"))
+        : Promise.resolve(new Response(JSON.stringify({models: listed}), {headers: type}));
+    """
+    )
+    return browser.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": source})["identifier"]
+
+
+def forget_models_list(browser, identifier: str) -> None:
+    browser.execute_cdp_cmd("Page.removeScriptToEvaluateOnNewDocument", {"identifier": identifier})
+
+
+def option_texts(browser, select_id: str) -> list[str]:
+    """A select's options as written (Selenium reads no text from a hidden view's options)."""
+    return browser.execute_script(
+        "return Array.from(arguments[0].options, o => o.textContent)", browser.find_element(By.ID, select_id)
     )
 
 
@@ -490,6 +519,72 @@ def test_api_key_is_asked_for_once_and_kept_for_the_session(browser, service_url
     assert dialog.get_attribute("open") is None
     assert browser.execute_script("return sessionStorage.getItem('attention-serve.api-key')") is None
     assert console_errors(browser, 401) == []
+
+
+def test_zoo_lists_every_model_and_the_chosen_one_answers(browser, service_url, client, zoo, tmp_path):
+    listed = client.get("/zoo/v1/models").json()["models"]
+    open_page(browser, f"{service_url}/zoo")
+    for task in ("sentiment", "qa"):
+        own = [m for m in listed if m["task"] == task]
+        assert [m["id"] for m in own] == list(zoo[task])  # every zoo model of the task, the default first
+        assert option_texts(browser, f"{task}-model") == [f"{m['id']} — {m['family']}" for m in own]
+        assert browser.find_element(By.ID, f"{task}-model").get_attribute("value") == own[0]["id"]
+    assert browser.find_element(By.CSS_SELECTOR, "label[for='sentiment-model']").text == "Model"
+
+    chosen = "roberta"
+    assert chosen in zoo["sentiment"] and next(iter(zoo["sentiment"])) != chosen  # not the default
+    Select(browser.find_element(By.ID, "sentiment-model")).select_by_value(chosen)
+    type_into(browser, "sentiment-text", "a gorgeous, moving film")
+    browser.find_element(By.ID, "sentiment-submit").click()
+    card = results(browser, ".sentiment-result")[0]
+    assert browser.find_element(By.ID, "sentiment-status").text.startswith(f"{chosen} ")  # the model that answered
+    labels = list(LABELS.values())  # "Negative", "neutral", "POSITIVE": shown as the checkpoint names them
+    assert [s.text for s in card.find_elements(By.CSS_SELECTOR, ".probabilities .label")] == labels
+    assert card.find_element(By.CSS_SELECTOR, ".label-name").text in labels
+    assert not card.find_elements(By.CSS_SELECTOR, ".multi-label-note")  # softmax: one distribution
+    browser.find_element(By.ID, "sentiment-curl").click()
+    assert f'"model":"{chosen}"' in browser.find_element(By.ID, "sentiment-curl-text").text
+    browser.execute_script("document.activeElement.blur()")
+    screenshot(browser, tmp_path, "explorer-zoo.png")
+    assert console_errors(browser) == []
+
+
+def test_one_model_per_task_shows_no_chooser(browser, service_url):
+    open_page(browser, service_url)
+    for task in ("sentiment", "qa"):
+        assert option_texts(browser, f"{task}-model") == []
+        assert not browser.find_element(By.ID, f"{task}-model-choice").is_displayed()
+    browser.find_element(By.ID, "sentiment-curl").click()
+    assert '"model"' not in browser.find_element(By.ID, "sentiment-curl-text").text  # the default answers
+    assert console_errors(browser) == []
+
+
+def test_without_the_models_list_the_defaults_answer(browser, service_url, zoo):
+    script = serve_models_list(browser, None)
+    try:
+        open_page(browser, f"{service_url}/zoo")
+    finally:
+        forget_models_list(browser, script)
+    assert not browser.find_element(By.ID, "sentiment-model-choice").is_displayed()
+    browser.find_element(By.ID, "sentiment-submit").click()
+    card = results(browser, ".sentiment-result", 2)[0]
+    assert browser.find_element(By.ID, "sentiment-status").text.startswith(f"{next(iter(zoo['sentiment']))} ")
+    assert [s.text for s in card.find_elements(By.CSS_SELECTOR, ".probabilities .label")] == list(LABELS.values())
+    assert console_errors(browser) == []
+
+
+def test_multi_label_scores_are_said_to_be_independent(browser, service_url, client):
+    listed = client.get("/zoo/v1/models").json()["models"]
+    script = serve_models_list(browser, [{**m, "multi_label": m["task"] == "sentiment"} for m in listed])
+    try:
+        open_page(browser, f"{service_url}/zoo")
+    finally:
+        forget_models_list(browser, script)
+    assert "each label scored on its own" in browser.find_element(By.ID, "sentiment-model-note").text
+    browser.find_element(By.ID, "sentiment-submit").click()
+    card = results(browser, ".sentiment-result", 2)[0]
+    assert "scored on its own" in card.find_element(By.CSS_SELECTOR, ".multi-label-note").text
+    assert console_errors(browser) == []
 
 
 def test_page_headers_on_the_running_service(client):
