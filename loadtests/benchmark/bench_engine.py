@@ -23,6 +23,8 @@ from pathlib import Path
 
 import torch
 
+from loadtests.common.machine import machine
+
 
 def matmul_peak_flops(dtype: torch.dtype, size: int = 2048, repeats: int = 10) -> float:
     a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
@@ -95,6 +97,8 @@ def batch_size_sweep(threads: int, sizes: list[int], repeats: int) -> list[str]:
     lines = [
         f"## Sentiment engine by batch size ({time.strftime('%Y-%m-%d')}, {threads} thread(s))",
         "",
+        f"Machine: {machine()}.",
+        "",
         f"Command: `python -m loadtests.benchmark.bench_engine --threads {threads}"
         f" --sweep {','.join(map(str, sizes))}`. "
         f"Texts/s over 256 texts in batches of each size, best of {repeats}; ms a batch; the ratio to the largest.",
@@ -164,6 +168,8 @@ def family_rows(threads: int, repeats: int, precisions: list[str]) -> list[str]:
                "384-token QA windows (batch 4)": ([384] * 16, 4)}  # fmt: skip
     lines = [
         f"## Engine vs transformers per model family ({time.strftime('%Y-%m-%d')}, {threads} thread(s))",
+        "",
+        f"Machine: {machine()}.",
         "",
         f"Command: `python -m loadtests.benchmark.bench_engine --families --threads {threads}`. Each family at "
         "MiniLM-L6's size with random weights, a sequence-classification model, the same weights and the same "
@@ -244,6 +250,8 @@ def main(argv: list[str] | None = None) -> int:
     }
     lines = [
         f"## Engine vs transformers BertModel ({time.strftime('%Y-%m-%d')}, {args.threads} threads)",
+        "",
+        f"Machine: {machine()}.",
         "",
         f"Command: `python -m loadtests.benchmark.bench_engine"
         f" {' '.join(argv if argv is not None else sys.argv[1:])}`. "

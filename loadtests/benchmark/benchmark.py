@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -37,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from loadtests.benchmark import servers
 from loadtests.benchmark.wrk import WrkResult, run_wrk, write_bodies
+from loadtests.common.machine import machine
 from loadtests.common.net import free_port
 
 SERVERS = ("service", "naive", "tutorial", "engine")
@@ -503,19 +503,6 @@ def _p(row: Row | None, q: int) -> float | None:
 # ------------------------------------------------------------------------------------------------------------
 # Report
 # ------------------------------------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    """CPU model and cores: ratios are only comparable within one run on one machine."""
-    try:
-        model = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        model = platform.processor() or "unknown CPU"
-    return f"{model}, {len(os.sched_getaffinity(0))} cores, Python {platform.python_version()}, {platform.system()}"
 
 
 def http_table(rows: list[Row], unit: str) -> list[str]:
