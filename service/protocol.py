@@ -128,6 +128,9 @@ class ModelInfo(BaseModel):
     multi_label: bool = Field(
         False, description="labels scored each on its own (sigmoid), not as one distribution (softmax)"
     )
+    load_s: float = Field(
+        description="seconds this replica took to load the model (read, build, precision probe): what it costs cold"
+    )
     batching: BatchSettings = Field(description="the deployment's live batching and admission settings")
     card: str = Field(
         description="this version's section of the model card (recipe, data, scores)",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -158,15 +159,18 @@ class Worker(Generic[E, J, Out]):
         raise NotImplementedError
 
     def _load(self, batching: BatchSettings) -> E:
+        began = time.perf_counter()
         engine = self.engine_class(self._model_dir, self._engine_config(batching))
+        self.load_s = time.perf_counter() - began  # what this model costs cold: read, build, precision probe
         self.metrics.set_model(engine.info.model_id, engine.info.version, engine.precision)
         logger.info(
-            "loaded %s model %s (%s) from %s on %s: precision %s (asked %s; measured tokens/s %s)",
+            "loaded %s model %s (%s) from %s on %s in %.2f s: precision %s (asked %s; measured tokens/s %s)",
             self.task,
             engine.info.model_id,
             engine.info.family,
             self._model_dir,
             self._deployment.device,
+            self.load_s,
             engine.precision,
             batching.precision,
             engine.probe.tokens_per_s or "not measured",
@@ -225,6 +229,7 @@ class Worker(Generic[E, J, Out]):
             max_tokens=engine.tokenizer.max_tokens,
             labels=list(info.labels),
             multi_label=info.multi_label,
+            load_s=round(self.load_s, 3),
             batching=self.batching,
             card=card_link(path_prefix, info.model_id, info.version),
         )

@@ -47,6 +47,7 @@ def test_models_lists_every_model_with_its_family_and_real_labels(client, zoo):
         for m in listed:
             assert m["labels"] == (list(LABELS.values()) if task == "sentiment" else [])
             assert m["multi_label"] is False
+            assert 0 < m["load_s"] < 60  # what a cold model costs, measured when the replica loaded it
 
 
 @pytest.mark.parametrize(
