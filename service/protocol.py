@@ -117,6 +117,7 @@ class ModelInfo(BaseModel):
     task: Literal["sentiment", "qa"]
     id: str = Field(description="what a request names in `model` to be answered by this model")
     default: bool = Field(description="whether requests that name no model get this one")
+    loaded: bool = Field(True, description="in memory now; if not, the first request that names it waits for its load")
     family: str = Field(description="the architecture: BERT, DistilBERT, RoBERTa, ELECTRA, DeBERTa-v2, ModernBERT")
     version: str
     base: str
@@ -128,8 +129,9 @@ class ModelInfo(BaseModel):
     multi_label: bool = Field(
         False, description="labels scored each on its own (sigmoid), not as one distribution (softmax)"
     )
-    load_s: float = Field(
-        description="seconds this replica took to load the model (read, build, precision probe): what it costs cold"
+    load_s: float | None = Field(
+        description="seconds this replica took to load the model (read, build, precision probe): what it costs "
+        "cold; null while it is not loaded"
     )
     batching: BatchSettings = Field(description="the deployment's live batching and admission settings")
     card: str = Field(

@@ -139,6 +139,12 @@ class DeploymentSettings(BaseModel):
         default_factory=dict,
         description="several models at once: id -> directory, the first the default (instead of model_dir)",
     )
+    max_loaded_models: int | None = Field(
+        None,
+        ge=1,
+        description="models of `models` each replica holds at once; the least recently used idle one (never the "
+        "default) is let go for a request that names another, which waits for its load. None: all, from the start",
+    )
     batching: BatchSettings = Field(default_factory=BatchSettings)
     # Two single-thread replicas per task: measured on 2 cores, they serve ~2x one replica with both threads
     # (docs/benchmarks.md); raise both on bigger machines.

@@ -174,42 +174,75 @@ def load_encoder(base_dir: Path, task: Task, num_labels: int = 2) -> tuple[TaskM
     return model, config
 
 
-def check_model_dir(model_dir: str | Path, task: Task) -> str:
-    """What loading `model_dir` for `task` would refuse, found without reading its weights (so a service refuses a
-    checkpoint it cannot serve before it starts anything); returns the model's family."""
-    model_dir = Path(model_dir)
+@dataclass(frozen=True)
+class _Directory:
+    """What a model directory is, read from its JSON files alone (no weights)."""
+
+    meta: ModelMeta
+    config: dict  # the encoder's config.json (an artifact's base's)
+    family: Family
+    encoder: EncoderConfig
+    base_dir: Path | None  # an artifact's base checkpoint; None for a full checkpoint
+    artifact: dict | None  # an artifact's attention_serve.json
+
+
+def _read_directory(model_dir: Path, task: Task) -> _Directory:
+    """Everything loading `model_dir` for `task` would refuse, found without reading its weights."""
     if not model_dir.is_dir():
         raise ModelLoadError(f"model directory {model_dir} does not exist")
     if is_artifact(model_dir):
-        meta = _read_json(model_dir / ARTIFACT_FILE)
-        if meta.get("task") != task:
-            raise ModelLoadError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
-        config = _read_json(resolve_base(meta["base"], model_dir) / "config.json")
-    else:
-        config = _read_json(model_dir / "config.json")
+        artifact = _read_json(model_dir / ARTIFACT_FILE)
+        if artifact.get("task") != task:
+            raise ModelLoadError(f"{model_dir} holds a {artifact.get('task')!r} model, not {task!r}")
+        base_dir = resolve_base(artifact["base"], model_dir)
+        config = _read_json(base_dir / "config.json")
+        family = family_for(config)
+        encoder = family.read_config(config)
+        meta = ModelMeta(
+            task=task,
+            model_id=artifact.get("model_id", model_dir.name),
+            version=str(artifact.get("version", "0")),
+            base=artifact["base"],
+            labels=tuple(artifact.get("labels", DEFAULT_LABELS)) if task == "sentiment" else (),
+            max_position_embeddings=encoder.max_tokens,
+            metadata=artifact,
+            family=family.name,
+        )
+        tokenizer_file(model_dir)
+        return _Directory(meta, config, family, encoder, base_dir, artifact)
+    config = _read_json(model_dir / "config.json")
     family = family_for(config)
-    family.read_config(config)
-    if not is_artifact(model_dir):
-        _check_architecture(config, task, model_dir)
-        if not any((model_dir / name).exists() for name in ("model.safetensors", "pytorch_model.bin")):
-            raise ModelLoadError(f"{model_dir} has neither model.safetensors nor pytorch_model.bin")
+    encoder = family.read_config(config)
+    _check_architecture(config, task, model_dir)
+    if not any((model_dir / name).exists() for name in ("model.safetensors", "pytorch_model.bin")):
+        raise ModelLoadError(f"{model_dir} has neither model.safetensors nor pytorch_model.bin")
     tokenizer_file(model_dir)
-    return family.name
+    meta = ModelMeta(
+        task=task,
+        model_id=model_dir.name,
+        version=str(config.get("attention_serve_version", config.get("transformers_version", "0"))),
+        base=config.get("_name_or_path") or model_dir.name,
+        labels=labels_from_config(config) if task == "sentiment" else (),
+        max_position_embeddings=encoder.max_tokens,
+        family=family.name,
+        multi_label=task == "sentiment" and config.get("problem_type") == "multi_label_classification",
+    )
+    return _Directory(meta, config, family, encoder, None, None)
+
+
+def check_model_dir(model_dir: str | Path, task: Task) -> ModelMeta:
+    """What loading `model_dir` for `task` would refuse, found without reading its weights (so a service refuses a
+    checkpoint it cannot serve before it starts anything, and describes a model it has not loaded)."""
+    return _read_directory(Path(model_dir), task).meta
 
 
 def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
     """Load an attention-serve artifact or a full Hugging Face task checkpoint for `task`."""
     model_dir = Path(model_dir)
-    if not model_dir.is_dir():
-        raise ModelLoadError(f"model directory {model_dir} does not exist")
-    if is_artifact(model_dir):
-        meta = _read_json(model_dir / ARTIFACT_FILE)
-        if meta.get("task") != task:
-            raise ModelLoadError(f"{model_dir} holds a {meta.get('task')!r} model, not {task!r}")
-        base_dir = resolve_base(meta["base"], model_dir)
-        labels = tuple(meta.get("labels", DEFAULT_LABELS)) if task == "sentiment" else ()
-        config = _read_json(base_dir / "config.json")
-        family, cfg, model = _build(config, task, len(labels) or 2)
+    directory = _read_directory(model_dir, task)
+    family, meta = directory.family, directory.meta
+    model = family.build(directory.encoder, task, len(meta.labels) or 2)
+    if directory.artifact is not None and directory.base_dir is not None:
         adapter = load_file(str(model_dir / ADAPTER_FILE))
         lora = {k: v for k, v in adapter.items() if k.endswith((".lora_A", ".lora_B"))}
         head = {k: v for k, v in adapter.items() if k.startswith("head.")}
@@ -221,41 +254,21 @@ def load_task_model(model_dir: str | Path, task: Task) -> LoadedModel:
             raise ModelLoadError(
                 f"{model_dir}: {len(unknown)} tensors match no weight of the model, e.g. {unknown[:2]}"
             )
+        base_dir = directory.base_dir
         with torch.no_grad():
             _load_state(model, _read_checkpoint(base_dir), base_dir, required=("encoder.",), family=family)
             _load_state(model, encoder, model_dir, required=(), family=family)
             if lora:
-                merge_lora(model, lora, meta["lora"]["alpha"] / meta["lora"]["rank"])
+                lora_meta = directory.artifact["lora"]
+                merge_lora(model, lora, lora_meta["alpha"] / lora_meta["rank"])
             _load_state(model, head, model_dir, required=("head.",), family=family)
-        info = ModelMeta(
-            task=task,
-            model_id=meta.get("model_id", model_dir.name),
-            version=str(meta.get("version", "0")),
-            base=meta["base"],
-            labels=labels,
-            max_position_embeddings=cfg.max_tokens,
-            metadata=meta,
-            family=family.name,
-        )
     else:
-        config = _read_json(model_dir / "config.json")
-        _check_architecture(config, task, model_dir)
-        labels = labels_from_config(config) if task == "sentiment" else ()
-        family, cfg, model = _build(config, task, len(labels) or 2)
         with torch.no_grad():
             _load_state(model, _read_checkpoint(model_dir), model_dir, required=("encoder.", "head."), family=family)
-        info = ModelMeta(
-            task=task,
-            model_id=model_dir.name,
-            version=str(config.get("attention_serve_version", config.get("transformers_version", "0"))),
-            base=config.get("_name_or_path") or model_dir.name,
-            labels=labels,
-            max_position_embeddings=cfg.max_tokens,
-            family=family.name,
-            multi_label=task == "sentiment" and config.get("problem_type") == "multi_label_classification",
-        )
     model.eval()
-    return LoadedModel(model=model, tokenizer_file=tokenizer_file(model_dir), info=info, pad_token_id=cfg.pad_token_id)
+    return LoadedModel(
+        model=model, tokenizer_file=tokenizer_file(model_dir), info=meta, pad_token_id=directory.encoder.pad_token_id
+    )
 
 
 def export_hf_checkpoint(loaded: LoadedModel, base_config: dict, out_dir: Path) -> None:

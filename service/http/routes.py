@@ -82,7 +82,7 @@ async def _answer(settings: Settings, models: TaskModels, body: SentimentRequest
     Errors: bad input 422 (404 for a model the task does not serve), no answer in time 504, a failed batch 503
     (retryable: another batch may well succeed); anything else is a bug, answered 500 by the error handlers."""
     try:
-        worker = models.get(body.model)
+        worker = await models.acquire(body.model)
         began = time.perf_counter()
         if total_chars(body) < OFF_LOOP_CHARS:
             work = worker.prepare(body)  # type: ignore[arg-type]
@@ -171,3 +171,12 @@ def front_router(models: Describe, readiness: Ready, card_file: Path = SOURCE_MO
         return JSONResponse(health.model_dump(), status_code=200 if ready else 503)
 
     return router
+
+
+def openapi_app(settings: Settings, models: Describe, readiness: Ready) -> FastAPI:
+    """Every route of the API, without models: the app whose OpenAPI document the front serves at /openapi.json.
+
+    The task routes are served by their own applications; they are written here once more only to be described,
+    so the docs describe the whole API (tests/http/openapi.json holds the document, to change only on purpose)."""
+    return api_app(settings, Edge(settings), sentiment_router(settings), qa_router(settings),
+                   front_router(models, readiness))  # fmt: skip

@@ -138,8 +138,12 @@ class Batcher(Generic[J, Out]):
         on_batch: Callable[[BatchReport, list[float]], None] | None = None,
         tokens_per_s: float = 5000.0,
         executor: ThreadPoolExecutor | None = None,
+        clock: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._run = run
+        # Every reading of time (timings, the batch deadline, the wait estimate); the event loop still does the
+        # waiting. Tests pass a fake one.
+        self._clock = clock
         self.limits = limits
         self._on_batch = on_batch
         self._queue: deque[_Slot[J, Out]] = deque()
@@ -160,6 +164,17 @@ class Batcher(Generic[J, Out]):
             self._task = asyncio.get_running_loop().create_task(self._serve(), name="batcher")
 
     @property
+    def idle(self) -> bool:
+        """Nothing queued, on the model or announced: the queue (and its model) can be let go."""
+        return not self._queue and not self._running_tokens and self._submitted == 0 and self._announced == 0
+
+    def close(self) -> None:
+        """Stop serving (an unloaded model's queue): only when idle, so no request is left waiting."""
+        if self._task is not None:
+            self._task.cancel()
+            self._task = None
+
+    @property
     def executor(self) -> ThreadPoolExecutor:
         """The model's one thread: anything else that runs the model (health checks) goes through it too."""
         return self._executor
@@ -178,7 +193,7 @@ class Batcher(Generic[J, Out]):
         batches = max(math.ceil(jobs / self.limits.max_batch_size), math.ceil(tokens / self.limits.token_budget))
         running = 0.0
         if self._running_tokens:
-            elapsed = time.perf_counter() - self._running_since
+            elapsed = self._clock() - self._running_since
             running = max(0.0, self.cost.seconds(self._running_tokens, 1) - elapsed)
         return running + self.cost.seconds(tokens, batches)
 
@@ -207,7 +222,7 @@ class Batcher(Generic[J, Out]):
         """
         self.start()
         loop = asyncio.get_running_loop()
-        now = time.perf_counter()
+        now = self._clock()
         slots = [_Slot(job, loop.create_future(), now) for job in jobs]
         self._queue.extend(slots)
         self._queued_tokens += sum(job.tokens for job in jobs)
@@ -260,9 +275,7 @@ class Batcher(Generic[J, Out]):
                 await self._arrived.wait()
             # The head job has waited since it arrived (perhaps behind a running batch): wait only the rest.
             deadline = self._queue[0].enqueued + self.limits.wait_s
-            while (
-                not self._batch_ready() and self._company_coming() and (remaining := deadline - time.perf_counter()) > 0
-            ):
+            while not self._batch_ready() and self._company_coming() and (remaining := deadline - self._clock()) > 0:
                 self._arrived.clear()
                 try:
                     await asyncio.wait_for(self._arrived.wait(), remaining)
@@ -276,7 +289,7 @@ class Batcher(Generic[J, Out]):
     async def _run_batch(self, loop: asyncio.AbstractEventLoop, batch: list[_Slot[J, Out]]) -> None:
         tokens = sum(slot.job.tokens for slot in batch)
         self._running_tokens = tokens
-        began = self._running_since = time.perf_counter()
+        began = self._running_since = self._clock()
         for slot in batch:
             slot.started = began
         try:
@@ -293,7 +306,7 @@ class Batcher(Generic[J, Out]):
             return
         finally:
             self._running_tokens = 0
-        finished = time.perf_counter()
+        finished = self._clock()
         seconds = finished - began
         self.cost.observe(tokens, seconds)
         for slot, output in zip(batch, outputs, strict=True):

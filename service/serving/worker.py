@@ -32,6 +32,7 @@ from service.engine.engine import (
 )
 from service.engine.errors import InputError
 from service.engine.tokenize import QAInput, TextInput
+from service.engine.weights import check_model_dir
 from service.metrics import ModelMetrics
 from service.protocol import ModelInfo, ModelRef, PrecisionSpeeds, QARequest, SentimentRequest, card_link
 from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
@@ -330,6 +331,37 @@ class QAWorker(Worker[QAEngine, WindowJob, WindowCandidates]):
 
 
 WORKERS: dict[Task, type[SentimentWorker] | type[QAWorker]] = {"sentiment": SentimentWorker, "qa": QAWorker}
+
+
+def describe_unloaded(
+    task: Task,
+    model_id: str,
+    model_dir: Path,
+    deployment: DeploymentSettings,
+    batching: BatchSettings,
+    token_limit: int,
+    path_prefix: str = "",
+) -> ModelInfo:
+    """A model the replica has not loaded, from its directory's JSON files alone (`token_limit`: the task's
+    max_tokens or max_seq_len setting, which the model's positions may cap further)."""
+    meta = check_model_dir(model_dir, task)
+    return ModelInfo(
+        task=task,
+        id=model_id,
+        default=False,
+        loaded=False,
+        family=meta.family,
+        version=meta.version,
+        base=meta.base,
+        precision=batching.precision,
+        device=deployment.device,
+        max_tokens=min(token_limit, meta.max_position_embeddings),
+        labels=list(meta.labels),
+        multi_label=meta.multi_label,
+        load_s=None,
+        batching=batching,
+        card=card_link(path_prefix, meta.model_id, meta.version),
+    )
 
 
 def total_chars(body: SentimentRequest | QARequest) -> int:
