@@ -37,7 +37,12 @@ def default_model_dir(task: str) -> Path:
 # The batching knobs, each declared once with its bounds; a task's settings class gives its own defaults.
 MaxBatchSize = Annotated[int, Field(ge=1, le=512, description="jobs (texts or QA windows) one batch takes")]
 MaxQueueWait = Annotated[
-    float, Field(gt=0, description="a request that would wait longer than this for the model gets 503 + Retry-After")
+    float | None,
+    Field(
+        gt=0,
+        description="a request that would wait longer than this for the model gets 503 + Retry-After; None: one "
+        "that would not be answered by its deadline (request_timeout_s, or the client's X-Request-Timeout)",
+    ),
 ]
 OverloadQueueWait = Annotated[
     float | None,
@@ -83,7 +88,8 @@ class BatchSettings(BaseModel):
             return data
         default = cls.model_fields["overload_queue_wait_s"].default
         try:
-            if default is not None and float(data["max_queue_wait_s"]) < default:
+            given = data["max_queue_wait_s"]
+            if default is not None and given is not None and float(given) < default:
                 return {**data, "overload_queue_wait_s": None}
         except (TypeError, ValueError):
             pass  # not a number: validation reports it
@@ -91,18 +97,25 @@ class BatchSettings(BaseModel):
 
     @model_validator(mode="after")
     def _overload_limit_is_tighter(self) -> BatchSettings:
-        if self.overload_queue_wait_s is not None and self.overload_queue_wait_s > self.max_queue_wait_s:
+        limit = self.max_queue_wait_s
+        if self.overload_queue_wait_s is not None and limit is not None and self.overload_queue_wait_s > limit:
             raise ValueError("overload_queue_wait_s must not exceed max_queue_wait_s: it is the tighter limit")
         return self
+
+    def generous_limit_s(self, deadline_s: float) -> float:
+        """The wait a request is admitted under at normal load: max_queue_wait_s, or (None) what is left of its
+        deadline."""
+        return self.max_queue_wait_s if self.max_queue_wait_s is not None else deadline_s
 
     def updated(self, changes: dict[str, Any]) -> Self:
         """These settings with `changes` applied (a live user_config names only what it changes). A lower
         max_queue_wait_s given alone drops an overload limit above it, as at start-up."""
         data = self.model_dump()
         overload = data["overload_queue_wait_s"]
-        if "max_queue_wait_s" in changes and "overload_queue_wait_s" not in changes and overload is not None:
+        given = changes.get("max_queue_wait_s")
+        if given is not None and "overload_queue_wait_s" not in changes and overload is not None:
             try:
-                if float(changes["max_queue_wait_s"]) < overload:
+                if float(given) < overload:
                     data["overload_queue_wait_s"] = None
             except (TypeError, ValueError):
                 pass
@@ -123,10 +136,12 @@ class SentimentBatching(BatchSettings):
 
 
 class QABatching(BatchSettings):
-    """QA queues hold whole long contexts: 5 s of queued work before a request is refused; its overload limit is not
-    measured, so off."""
+    """QA queues hold whole long contexts: a question over a long paper is seconds of work, so a fixed wait limit
+    refused a few clients asking about long documents one after another although each would have been answered well
+    within its timeout. A QA request is refused only when the work ahead of it and its own would not be done by its
+    deadline. The overload limit is not measured for QA, so off."""
 
-    max_queue_wait_s: MaxQueueWait = 5.0
+    max_queue_wait_s: MaxQueueWait = None
 
 
 class DeploymentSettings(BaseModel):

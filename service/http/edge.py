@@ -21,8 +21,11 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from service.http.errors import (
+    INTERNAL_MESSAGE,
     ApiError,
     BodyTimeout,
+    Internal,
+    InvalidRequest,
     Overloaded,
     PayloadTooLarge,
     RateLimited,
@@ -32,10 +35,12 @@ from service.http.errors import (
 )
 from service.http.rate_limit import TokenBuckets
 from service.metrics import EdgeMetrics
+from service.protocol import ErrorDetail
 from service.settings import Settings
 from service.tasks import TASK_OF_ROUTE  # the JSON routes; others count as "other"
 
 access_logger = logging.getLogger("ray.serve.attention_serve.access")
+logger = logging.getLogger("ray.serve")
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
@@ -47,8 +52,8 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class Admission(Protocol):
     """Admission control of a task route: asked before a request's body is read, told when it is over."""
 
-    def admit(self) -> str | None:
-        """None to let the request in, or why it is refused (answered 503 overloaded, with Retry-After)."""
+    def admit(self, deadline_s: float) -> str | None:
+        """None to let in a request with `deadline_s` left, or why it is refused (503 overloaded, Retry-After)."""
 
     def release(self) -> None:
         """An admitted request is over (answered, refused later, or abandoned)."""
@@ -101,7 +106,7 @@ class EdgeMiddleware:
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
-                outcome["status"] = message["status"]
+                outcome["status"], outcome["started"] = message["status"], True
                 extra = [(b"server-timing", f"total;dur={(time.perf_counter() - began) * 1000:.1f}".encode())]
                 if "x-request-id" not in headers:
                     extra.append((b"x-request-id", request_id.encode()))
@@ -110,6 +115,18 @@ class EdgeMiddleware:
 
         async def refuse(error: ApiError) -> None:
             await error_response(error, request_id, settings)(scope, receive, send_with_id)
+
+        async def answer(app_receive: Receive) -> None:
+            """The app's answer. An exception it did not handle (a bug) is answered here, 500 in the envelope, so the
+            answer has this edge's headers too (the request id it made, Server-Timing): left to Starlette, the 500
+            would go out around the edge, without them. Once the answer has begun, the server must cut it off."""
+            try:
+                await self.app(scope, app_receive, send_with_id)
+            except Exception:
+                if outcome.get("started"):
+                    raise
+                logger.exception("unhandled error in request %s", request_id)
+                await refuse(Internal(INTERNAL_MESSAGE))
 
         is_api = path.startswith("/v1/")
         # Before the key check, so guessing keys is throttled too.
@@ -124,12 +141,18 @@ class EdgeMiddleware:
             return
 
         if scope["method"] != "POST" or path not in TASK_OF_ROUTE:
-            await self.app(scope, receive, send_with_id)
+            await answer(receive)
             return
         # Admission control before parsing: refusing costs no parsing, tokenizing or queueing, so under overload
         # the cores keep serving the requests already admitted, whose wait stays bounded.
         admission = self.edge.admission
-        if admission is not None and (refusal := admission.admit()) is not None:
+        deadline = _deadline(headers, settings)
+        if isinstance(deadline, ApiError):
+            await refuse(deadline)
+            return
+        scope["state"]["deadline"] = began + deadline  # perf_counter time by which the answer is due
+        scope["state"]["timeout_s"] = deadline
+        if admission is not None and (refusal := admission.admit(deadline)) is not None:
             await refuse(Overloaded(refusal))
             return
         try:
@@ -142,10 +165,31 @@ class EdgeMiddleware:
             elif isinstance(body, ApiError):
                 await refuse(body)
             else:
-                await self.app(scope, _replaying(body, receive), send_with_id)
+                await answer(_replaying(body, receive))
         finally:
             if admission is not None:
                 admission.release()
+
+
+DEADLINE_HEADER = "x-request-timeout"
+
+
+def _deadline(headers: dict[str, str], settings: Settings) -> float | ApiError:
+    """Seconds the client gives the request: request_timeout_s, or less if it says so in X-Request-Timeout (a
+    client that will give up after 5 s is better refused at once than answered after it left)."""
+    given = headers.get(DEADLINE_HEADER)
+    if given is None:
+        return settings.request_timeout_s
+    try:
+        seconds = float(given)
+    except ValueError:
+        seconds = float("nan")
+    if not seconds > 0 or seconds == float("inf"):
+        return InvalidRequest(
+            f"X-Request-Timeout must be a number of seconds above 0, got {given[:40]!r}",
+            [ErrorDetail(field="X-Request-Timeout", message="seconds above 0")],
+        )
+    return min(seconds, settings.request_timeout_s)
 
 
 def _client_address(scope: Scope, headers: dict[str, str], trusted_header: str | None) -> str:

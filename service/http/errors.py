@@ -108,6 +108,9 @@ class Internal(ApiError):
     status, code = 500, "internal_error"
 
 
+# What a 500 says: never the exception, which may quote input or internals; the log has it, under the request id.
+INTERNAL_MESSAGE = "internal error; see the server log for this request id"
+
 # What the OpenAPI document lists for each route, beside its 200.
 ERROR_RESPONSES: dict[int | str, dict] = {
     status: {"model": ErrorResponse, "description": description}
@@ -175,7 +178,9 @@ def install_error_handlers(app: FastAPI, settings: Settings) -> None:
         # Starlette's own headers matter: a 405 carries `Allow` (RFC 9110 requires it).
         return reply(request, error, dict(exc.headers or {}))
 
+    # The edge answers what a route leaves unhandled itself, with its headers (service/http/edge.py); this is the
+    # last resort, for an exception in the edge.
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error in request %s", getattr(request.state, "request_id", None))
-        return reply(request, Internal("internal error; see the server log for this request id"))
+        return reply(request, Internal(INTERNAL_MESSAGE))

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TypeVar
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import JSONResponse
 
 from service import __version__
@@ -25,6 +25,7 @@ from service.http.errors import (
     GatewayTimeout,
     InvalidInput,
     NotFound,
+    Overloaded,
     Unavailable,
     install_error_handlers,
 )
@@ -76,7 +77,9 @@ def _server_timing(tokenize_s: float, timing: Timing) -> str:
     )
 
 
-async def _answer(settings: Settings, models: TaskModels, body: SentimentRequest | QARequest, response: Response):
+async def _answer(
+    settings: Settings, models: TaskModels, body: SentimentRequest | QARequest, request: Request, response: Response
+):
     """The one path of a task request: pick the model, prepare (limits, tokens), run (queue, model), time it.
 
     Errors: bad input 422 (404 for a model the task does not serve), no answer in time 504, a failed batch 503
@@ -93,10 +96,17 @@ async def _answer(settings: Settings, models: TaskModels, body: SentimentRequest
     except InputError as exc:
         raise InvalidInput(exc.message, [ErrorDetail(field=exc.field, message=exc.message)], code=exc.code) from None
     tokenize_s = time.perf_counter() - began
+    # The deadline the edge set (request_timeout_s, or the client's shorter X-Request-Timeout); without the edge
+    # (a route called directly), request_timeout_s from now.
+    deadline = getattr(request.state, "deadline", began + settings.request_timeout_s)
+    left = deadline - time.perf_counter()
+    if (late := models.late(worker, work, left)) is not None:
+        raise Overloaded(late)
     try:
-        results, timing = await asyncio.wait_for(worker.run(work), timeout=settings.request_timeout_s)  # type: ignore[arg-type]
+        results, timing = await asyncio.wait_for(worker.run(work), timeout=max(left, 0.001))  # type: ignore[arg-type]
     except TimeoutError:  # the request's queued jobs are dropped
-        raise GatewayTimeout(f"no answer within {settings.request_timeout_s} s") from None
+        timeout_s = getattr(request.state, "timeout_s", settings.request_timeout_s)
+        raise GatewayTimeout(f"no answer within {timeout_s:g} s") from None
     except BatchFailed as exc:  # the cause is in the log, once for the whole batch
         raise Unavailable(f"{exc}; retry later") from exc
     response.headers["Server-Timing"] = _server_timing(tokenize_s, timing)
@@ -111,8 +121,8 @@ def sentiment_router(settings: Settings, models: Callable[[], TaskModels] = _mod
     router = APIRouter()
 
     @router.post("/v1/sentiment", response_model=SentimentResponse, responses=ERROR_RESPONSES)
-    async def sentiment(body: SentimentRequest, response: Response) -> SentimentResponse:
-        model, results = await _answer(settings, models(), body, response)
+    async def sentiment(body: SentimentRequest, request: Request, response: Response) -> SentimentResponse:
+        model, results = await _answer(settings, models(), body, request, response)
         return SentimentResponse(model=model, results=results)
 
     return router
@@ -122,8 +132,8 @@ def qa_router(settings: Settings, models: Callable[[], TaskModels] = _models_mis
     router = APIRouter()
 
     @router.post("/v1/qa", response_model=QAResponse, responses=ERROR_RESPONSES)
-    async def qa(body: QARequest, response: Response) -> QAResponse:
-        model, results = await _answer(settings, models(), body, response)
+    async def qa(body: QARequest, request: Request, response: Response) -> QAResponse:
+        model, results = await _answer(settings, models(), body, request, response)
         return QAResponse(model=model, results=results)
 
     return router

@@ -18,7 +18,7 @@ from typing import Generic, TypeVar
 from service.engine.errors import EngineError
 from service.metrics import ModelMetrics
 from service.protocol import ModelInfo
-from service.serving.admission import WaitLimit
+from service.serving.admission import WaitLimit, finish_late
 from service.serving.worker import WORKERS, InputLimits, QAWorker, SentimentWorker, describe_unloaded
 from service.settings import BatchSettings, Settings
 from service.tasks import Task
@@ -42,6 +42,7 @@ class TaskModels(Generic[W]):
         self.metrics = ModelMetrics(task)
         self.executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="forward")
         self.wait_limit = WaitLimit()
+        self.request_timeout_s = settings.request_timeout_s  # a request's deadline unless its client sets a shorter one
         self._limits = InputLimits.from_settings(settings)
         self.max_loaded = deployment.max_loaded_models
         entries = deployment.model_entries(task)
@@ -55,7 +56,7 @@ class TaskModels(Generic[W]):
         # Every model this task serves, loaded or not (ids are given whenever there are several).
         self.directories: dict[str, Path] = {model_id or self.default.id: d for model_id, d in entries}
         self._loading: dict[str, asyncio.Future[W]] = {}
-        self.metrics.set_wait_limit(self.batching.max_queue_wait_s)
+        self.metrics.set_wait_limit(self.batching.generous_limit_s(self.request_timeout_s))
 
     def _new_worker(self, model_id: str | None, model_dir: Path) -> W:
         return WORKERS[self.task](  # type: ignore[return-value]
@@ -121,14 +122,22 @@ class TaskModels(Generic[W]):
     def expected_wait_s(self) -> float:
         return sum(worker.batcher.expected_wait_s() for worker in self.workers.values())
 
-    def admission_limit(self, wait_s: float) -> float:
-        """The wait limit a request that would wait `wait_s` is admitted under (serving/admission.py); the gauge
-        follows each change, so a dashboard shows when and how long the replica was overloaded."""
+    def admission_limit(self, wait_s: float, deadline_s: float) -> float:
+        """The wait limit a request that would wait `wait_s`, with `deadline_s` left, is admitted under
+        (serving/admission.py); the gauge follows each change, so a dashboard shows when and how long the replica was
+        overloaded."""
         before = self.wait_limit.overloaded
-        limit = self.wait_limit.judge(wait_s, self.batching)
+        limit = self.wait_limit.judge(wait_s, self.batching, deadline_s)
         if self.wait_limit.overloaded != before:
             self.metrics.set_wait_limit(limit)
         return limit
+
+    def late(self, worker: W, work: object, deadline_s: float) -> str | None:
+        """Deadline admission (max_queue_wait_s None): why a prepared request would not be answered within the
+        `deadline_s` it has left, or None. Checked once its own work is known, before it is queued."""
+        if self.batching.max_queue_wait_s is not None:
+            return None
+        return finish_late(self.expected_wait_s(), worker.cost_s(work), deadline_s)  # type: ignore[arg-type]
 
     def announce(self) -> None:
         """An admitted request is on its way (its model is not known before its body is read: the default's
@@ -142,7 +151,7 @@ class TaskModels(Generic[W]):
         for worker in self.workers.values():
             await worker.reconfigure(batching)
         self.batching = batching
-        self.metrics.set_wait_limit(self.wait_limit.limit_s(batching))
+        self.metrics.set_wait_limit(self.wait_limit.limit_s(batching, self.request_timeout_s))
 
     async def ping(self) -> None:
         """A tiny forward pass of every model on the model thread: each still answers (health and readiness)."""
@@ -151,7 +160,7 @@ class TaskModels(Generic[W]):
             await loop.run_in_executor(self.executor, worker.smoke)
             worker.renew_gauges()
         # ... and an idle replica's limit relaxes after a flood, which otherwise would wait for the next request.
-        self.metrics.set_wait_limit(self.wait_limit.refresh(self.batching))
+        self.metrics.set_wait_limit(self.wait_limit.refresh(self.batching, self.request_timeout_s))
 
     def describe(self, path_prefix: str = "") -> list[ModelInfo]:
         """Every model of the task in its configured order, the ones not loaded from their directories."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -208,6 +209,14 @@ class Worker(Generic[E, J, Out]):
     def renew_gauges(self) -> None:
         """Ray drops gauge values not recorded again for a while; the health check renews them."""
         self.metrics.set_model(self.engine.info.model_id, self.engine.info.version, self.engine.precision)
+
+    def cost_s(self, work: SentimentWork | QAWork) -> float:
+        """The model time a prepared request's own jobs will take, at the batch cost fitted so far."""
+        tokens = [len(item) for item in work.items]
+        jobs = len(tokens) if isinstance(work, SentimentWork) else sum(len(item.windows) for item in work.items)
+        total = sum(tokens)
+        batches = max(math.ceil(jobs / self.batching.max_batch_size), math.ceil(total / self.batching.token_budget))
+        return self.batcher.cost.seconds(total, batches)
 
     def model_ref(self) -> ModelRef:
         return ModelRef(id=self.id, version=self.engine.info.version)

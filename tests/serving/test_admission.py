@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from service.serving.admission import CALM_INTERVALS, MIN_REQUESTS, QueueAdmission, WaitLimit
-from service.settings import BatchSettings, Settings
+from service.serving.admission import CALM_INTERVALS, MIN_REQUESTS, QueueAdmission, WaitLimit, finish_late
+from service.settings import BatchSettings, QABatching, Settings
 
 SETTINGS = BatchSettings(
     max_queue_wait_s=2.0, overload_queue_wait_s=0.25, overload_target_s=0.4, overload_interval_s=0.1
 )
+
+DEADLINE = 30.0  # seconds a request has left: request_timeout_s's default
 
 
 class Clock:
@@ -26,7 +28,7 @@ def judged(limit: WaitLimit, clock: Clock, arrivals: list[tuple[float, float]], 
     start, limits = clock.now, []
     for at, wait in arrivals:
         clock.now = start + at
-        limits.append(limit.judge(wait, settings))
+        limits.append(limit.judge(wait, settings, DEADLINE))
     return limits
 
 
@@ -110,9 +112,9 @@ def test_an_idle_replica_relaxes_without_a_request():
     judged(limit, clock, flood(0.5, 195, 0.6))
     calm_s = CALM_INTERVALS * SETTINGS.overload_interval_s
     clock.now += calm_s / 2
-    assert limit.refresh(SETTINGS) == 0.25 and limit.overloaded
+    assert limit.refresh(SETTINGS, DEADLINE) == 0.25 and limit.overloaded
     clock.now += calm_s / 2
-    assert limit.refresh(SETTINGS) == 2.0 and not limit.overloaded
+    assert limit.refresh(SETTINGS, DEADLINE) == 2.0 and not limit.overloaded
 
 
 def test_a_short_pause_in_the_flood_keeps_the_limit_tight():
@@ -140,7 +142,7 @@ def test_off_means_the_generous_limit_always_and_turning_it_off_live_resets():
     assert set(judged(limit, clock, flood(0.5, 195, 0.6), off)) == {2.0}
     judged(limit, clock, flood(0.5, 195, 0.6))
     assert limit.overloaded
-    assert limit.judge(0.6, off) == 2.0 and not limit.overloaded
+    assert limit.judge(0.6, off, DEADLINE) == 2.0 and not limit.overloaded
 
 
 def test_the_interval_is_live():
@@ -168,8 +170,8 @@ class FakeModels:
     def expected_wait_s(self) -> float:
         return self.wait
 
-    def admission_limit(self, wait_s: float) -> float:
-        return self._limit.judge(wait_s, self.batching)
+    def admission_limit(self, wait_s: float, deadline_s: float) -> float:
+        return self._limit.judge(wait_s, self.batching, deadline_s)
 
     def announce(self) -> None:
         self.announced += 1
@@ -182,13 +184,26 @@ def test_queue_admission_refuses_under_the_limit_in_force_and_says_which():
     clock = Clock()
     models = FakeModels(0.6, WaitLimit(clock))
     admission = QueueAdmission(lambda: models)
-    assert admission.admit() is None and models.announced == 1  # 0.6 s is within the generous 2 s
+    assert admission.admit(DEADLINE) is None and models.announced == 1  # 0.6 s is within the generous 2 s
     admission.release()
     assert models.announced == 0
     for _ in range(MIN_REQUESTS * 3):  # a flood: the queue stands at 0.6 s
         clock.now += 0.005
-        refusal = admission.admit()
+        refusal = admission.admit(DEADLINE)
     assert refusal is not None and "limit 0.25 s while overloaded, else 2 s" in refusal
     models.wait = 3.0
     models.batching = BatchSettings(max_queue_wait_s=2.0)  # turned off: the generous limit, said plainly
-    assert "(limit 2 s)" in admission.admit()
+    assert "(limit 2 s)" in admission.admit(DEADLINE)
+
+
+def test_deadline_admission_lets_in_whatever_would_finish_in_time_and_says_why_otherwise():
+    """QA (max_queue_wait_s None): long requests ahead are no reason to refuse, only missing the deadline is."""
+    models = FakeModels(12.0, WaitLimit(Clock()))
+    models.batching = QABatching()
+    admission = QueueAdmission(lambda: models)
+    assert admission.admit(DEADLINE) is None  # 12 s of long papers ahead: the old 5 s limit refused this
+    assert admission.admit(10.0) is not None  # the client gives it 10 s: refused at once, not answered too late
+    assert "more than the 10 s left of its deadline" in admission.admit(10.0)
+    assert finish_late(12.0, 6.0, DEADLINE) is None
+    late = finish_late(12.0, 20.0, DEADLINE)
+    assert late is not None and "20.00 s of its own would end past the 30 s left" in late
