@@ -85,14 +85,16 @@ ENV SERVE_CONFIG=/app/deploy/serve_config.yaml \
 # server of an ingress replica (ports 30000-31000, on whichever node the replica runs); it also uses 8404 (stats),
 # 9101 (HAProxy's own Prometheus exporter; Serve's request metrics still come out of Ray's export on 8080) and
 # files under /tmp/haproxy-serve. None of those need publishing. REQUEST_PATH_LOG_BUFFER_SIZE=1: access-log lines
-# are written at once, not 1,000 at a time (THROUGHPUT_OPTIMIZED's default).
+# are written at once, not 1,000 at a time (THROUGHPUT_OPTIMIZED's default). DIRECT_INGRESS_MIN_DRAINING_PERIOD_S=5:
+# a stopping replica stays reachable 5 s, not 30, before it drains (only HAProxy sends to it; see service/ops.py).
 # Back to Serve's Python proxy: unset them (in a derived image or a pod spec), or, since `docker run` cannot unset
 # an image's ENV, set both flags to 0 (Ray takes anything but "1" as off):
 #   docker run -e RAY_SERVE_ENABLE_HA_PROXY=0 -e RAY_SERVE_THROUGHPUT_OPTIMIZED=0 ... attention-serve
 ENV RAY_SERVE_ENABLE_HA_PROXY=1 \
     RAY_SERVE_THROUGHPUT_OPTIMIZED=1 \
     RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE=1 \
-    RAY_SERVE_HAPROXY_RETRY_ON="conn-failure empty-response"
+    RAY_SERVE_HAPROXY_RETRY_ON="conn-failure empty-response" \
+    RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S=5
 # 8000 the API (HAProxy, or Serve's Python proxy), 8265 Ray dashboard, 8080 Prometheus metrics, 6379 Ray GCS
 # (workers join it)
 EXPOSE 8000 8265 8080 6379

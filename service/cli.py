@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import signal
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -29,6 +29,7 @@ from service.ops import (
     DEFAULT_METRICS_PORT,
     DEFAULT_PROXY,
     PROXIES,
+    StartInterrupted,
     apply_config,
     default_deploy_config,
     live_config,
@@ -67,25 +68,30 @@ def _cmd_run(args: argparse.Namespace) -> int:
         config = load_deploy_config(args.config, args.host, args.port)
     else:
         config = default_deploy_config(args.host or "127.0.0.1", args.port or 8000, args=overrides)
+    # Set by SIGTERM (docker stop, an orchestrator) or Ctrl-C, from the moment Ray runs: either stops the service
+    # gracefully (stop_service), whether it is up yet or not, and the command exits 0.
+    stop = threading.Event()
     try:
-        url = start_service(config, metrics_port=args.metrics_port, proxy=args.proxy)
+        url = start_service(config, metrics_port=args.metrics_port, proxy=args.proxy, stop=stop)
     except ModelLoadError as exc:
         raise SystemExit(f"attention-serve: cannot serve that model: {exc.message}") from None
+    except StartInterrupted:
+        print("stopping before it was up…", flush=True)
+        stop_service()
+        return 0
+    except (RuntimeError, TimeoutError):  # a deployment failed, or never came up: stop what did, then say why
+        stop_service()
+        raise
     print(f"attention-serve is up at {url}  (API docs {url}/docs, attention explorer {url}/explore)")
     print(f"Ray dashboard: {local_dashboard()}")
     print(f"Prometheus metrics: http://127.0.0.1:{args.metrics_port}/metrics")
-    print("Ctrl-C stops it.")
-    stopping = {"now": False}
-
-    def stop(*_: object) -> None:
-        stopping["now"] = True
-
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    while not stopping["now"]:
+    print("Ctrl-C stops it.", flush=True)
+    while not stop.is_set():
         time.sleep(0.2)
-    print("stopping…")
+    print("stopping: answering the requests in flight, then stopping Serve and Ray…", flush=True)
+    began = time.monotonic()
     stop_service()
+    print(f"stopped in {time.monotonic() - began:.1f} s", flush=True)
     return 0
 
 

@@ -17,7 +17,7 @@ from ray import serve
 
 from service.http.edge import Edge
 from service.http.errors import Unavailable
-from service.http.routes import api_app, front_router, qa_router, sentiment_router
+from service.http.routes import api_app, front_router, openapi_app, qa_router, sentiment_router
 from service.protocol import ModelInfo, ModelsResponse
 from service.serving.admission import QueueAdmission
 from service.serving.models import TaskModels
@@ -134,9 +134,6 @@ class Front:
             front_router(self.models, self.readiness, self.settings.model_card_file()),
             explorer_router(),
         )
-        # The docs describe the whole API: the task routes are served by their own applications, and
-        # written here once more (without models) only for the OpenAPI document.
-        schema_app = api_app(self.settings, Edge(self.settings), sentiment_router(self.settings),
-                             qa_router(self.settings), front_router(self.models, self.readiness))  # fmt: skip
-        app.openapi = schema_app.openapi  # type: ignore[method-assign]
+        # The docs describe the whole API, the task applications' routes too.
+        app.openapi = openapi_app(self.settings, self.models, self.readiness).openapi  # type: ignore[method-assign]
         return app

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Literal
@@ -33,6 +35,12 @@ PROXIES: dict[str, dict[str, str]] = {
         "RAY_SERVE_THROUGHPUT_OPTIMIZED": "1",
         "RAY_SERVE_REQUEST_PATH_LOG_BUFFER_SIZE": "1",
         "RAY_SERVE_HAPROXY_RETRY_ON": "conn-failure empty-response",
+        # How long a stopping replica stays reachable before it refuses new connections and drains (Ray: 30 s, for a
+        # load balancer that registers replicas itself). Only Serve's own HAProxy sends to a replica here: it drops a
+        # stopping one when the controller says so, within a second or two, and retries a refused connection
+        # elsewhere. Every stop waits this out: a scale-down, a redeploy, and each stop of the service (stop_service),
+        # which at 30 s outlasts the 30 s a container gets to stop (docker-compose.yml's stop_grace_period).
+        "RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S": "5",
     },
     # Serve's own Python proxy (uvicorn), every default of Ray's.
     "python": {},
@@ -84,6 +92,22 @@ def check_models(config: dict) -> None:
             check_model_dir(model_dir, task)
 
 
+class StartInterrupted(Exception):
+    """SIGTERM or SIGINT came before the service was up (start_service with `stop`)."""
+
+
+def stop_on_signals(stop: threading.Event) -> None:
+    """SIGTERM and SIGINT set `stop` from now on. Ray puts its own handlers in when it starts, which end this process
+    at once (SIGTERM: a crash dump, then abort), leaving the proxy and the replicas to be killed mid-request: put these
+    in once Ray runs."""
+
+    def asked(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, asked)
+    signal.signal(signal.SIGINT, asked)
+
+
 def start_service(
     config: dict,
     *,
@@ -91,10 +115,13 @@ def start_service(
     metrics_port: int = DEFAULT_METRICS_PORT,
     ready_timeout_s: float = 300,
     proxy: Proxy = DEFAULT_PROXY,
+    stop: threading.Event | None = None,
 ) -> str:
     """Start (or join) local Ray, deploy `config`, wait until every application runs; returns the base URL.
 
     Ray's metrics (Serve's and ours) are exported for Prometheus on `metrics_port`, away from the API port.
+    With `stop` (the command line's), SIGTERM and SIGINT set it from the moment Ray runs, and one that comes before
+    the service is up raises StartInterrupted: the caller then stops what has started (stop_service).
     """
     check_models(config)
     for name, value in proxy_environment(proxy).items():
@@ -113,12 +140,16 @@ def start_service(
             log_to_driver=False,
             _metrics_export_port=metrics_port,
         )
+    if stop is not None:
+        stop_on_signals(stop)
     http = schema.http_options
     client = serve_api.serve_start(http_options=http.model_dump(), proxy_location=schema.proxy_location)
     client.deploy_apps(schema, _blocking=False)
     deadline = time.monotonic() + ready_timeout_s
     names = [app.name for app in schema.applications]
     while True:
+        if stop is not None and stop.is_set():
+            raise StartInterrupted("asked to stop before the service was up")
         statuses = serve.status().applications
         states = {name: statuses[name].status if name in statuses else "NOT_STARTED" for name in names}
         if all(state == "RUNNING" for state in states.values()):
@@ -140,11 +171,35 @@ def local_dashboard() -> str:
     return f"http://{ray._private.worker.get_dashboard_url()}"
 
 
-def stop_service() -> None:
+def stop_service(drain_timeout_s: float = 20.0) -> None:
+    """Stop the service gracefully, then Serve, then Ray (which ends Ray's processes when this process started it).
+
+    First the applications are deleted, so Serve stops their replicas while the proxy still runs: each replica stays
+    reachable for its draining period (RAY_SERVE_DIRECT_INGRESS_MIN_DRAINING_PERIOD_S, in PROXIES), then takes no
+    new connection and answers the requests it holds, and its answers still get out. Only then does Serve shut down
+    (the proxy, then the controller). serve.shutdown() alone does it the other way round: it kills the proxy first,
+    cutting every request in flight, and waits for replicas that nobody can reach any more to sit out their
+    draining period (30 s by Ray's default: past compose's grace period, see tests/service/test_shutdown.py).
+
+    `drain_timeout_s` bounds the wait for the replicas (a request still running then is cut: Serve force-kills a
+    replica 20 s after stopping it anyway, its graceful_shutdown_timeout_s).
+    """
     import ray
     from ray import serve
 
-    serve.shutdown()
+    if ray.is_initialized():
+        try:
+            names = list(serve.status().applications)
+        except Exception:  # Serve is not running (or not reachable): nothing to drain
+            names = []
+        for name in names:
+            serve.delete(name, _blocking=False)
+        deadline = time.monotonic() + drain_timeout_s
+        while names and time.monotonic() < deadline:
+            names = [name for name in serve.status().applications if name in names]
+            if names:
+                time.sleep(0.2)
+        serve.shutdown()
     ray.shutdown()
 
 

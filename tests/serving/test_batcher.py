@@ -1,4 +1,9 @@
-"""The in-process batch queue, alone (no Ray, no model): order, limits, cancellation, failures, the wait estimate."""
+"""The in-process batch queue, alone (no Ray, no model): order, limits, cancellation, failures, the wait estimate.
+
+Time is the batcher's injected clock wherever a test checks a duration: the stand-in model advances a fake clock by
+its "model time" instead of sleeping, so timings and estimates are exact on however busy a machine. Only the tests
+of waiting for company run on the event loop's real time, with margins of seconds.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from service.serving.batcher import BatchCost, BatchFailed, Batcher, BatchLimits
+from service.serving.batcher import BatchCost, Batcher, BatchFailed, BatchLimits
 
 
 @dataclass(frozen=True)
@@ -18,19 +23,47 @@ class Job:
     tokens: int
 
 
-class Recorder:
-    """A stand-in model that records the batches it ran (the real one is tested in tests/service/test_api.py)."""
+class FakeClock:
+    """The batcher's clock, moved only by the stand-in model (its model time) and the test."""
 
-    def __init__(self, seconds: float = 0.0, fail_on: str | None = None) -> None:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+class Recorder:
+    """A stand-in model that records the batches it ran (the real one is tested in tests/service/test_api.py).
+
+    Each batch takes `seconds`: on `clock` when given (no real time passes), else slept. With `hold`, a batch waits on
+    the model until the test sets `release`; `entered` says a batch has reached the model."""
+
+    def __init__(
+        self, seconds: float = 0.0, fail_on: str | None = None, clock: FakeClock | None = None, hold: bool = False
+    ) -> None:
         self.batches: list[list[str]] = []
         self.seconds = seconds
         self.fail_on = fail_on
+        self.clock = clock
         self.threads: set[str] = set()
+        self.entered = threading.Event()
+        self.release = threading.Event()
+        if not hold:
+            self.release.set()
 
     def __call__(self, jobs: list[Job]) -> list[str]:
         self.threads.add(threading.current_thread().name)
         self.batches.append([job.request for job in jobs])
-        time.sleep(self.seconds)
+        self.entered.set()
+        assert self.release.wait(timeout=30), "the test never released the model"
+        if self.clock is not None:
+            self.clock.advance(self.seconds)
+        else:
+            time.sleep(self.seconds)
         if self.fail_on is not None and any(job.request == self.fail_on for job in jobs):
             raise ValueError("model failure")
         return [f"{job.request}:{job.tokens}" for job in jobs]
@@ -40,20 +73,49 @@ def run(coro):
     return asyncio.run(coro)
 
 
+async def on_the_model(model: Recorder) -> None:
+    """Until a batch has reached the model (it is then held there, if the model holds)."""
+    assert await asyncio.to_thread(model.entered.wait, 10), "no batch reached the model"
+
+
 def test_each_request_gets_its_own_outputs_in_order():
     async def main():
-        model = Recorder()
-        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.01))
+        clock = FakeClock()
+        model = Recorder(seconds=0.25, clock=clock)
+        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.01), clock=clock)
         a, b = await asyncio.gather(
             batcher.submit([Job("a", 1), Job("a", 2), Job("a", 3)]), batcher.submit([Job("b", 4), Job("b", 5)])
         )
         return model, a, b
 
-    model, (a, timing_a), (b, _) = run(main())
+    model, (a, timing_a), (b, timing_b) = run(main())
     assert a == ["a:1", "a:2", "a:3"] and b == ["b:4", "b:5"]
     assert model.batches == [["a", "a", "a", "b", "b"]], "concurrent requests share one batch"
-    assert timing_a.queue_s >= 0 and timing_a.inference_s >= 0
+    # Nobody else was coming: the batch started at once, and took the model's 0.25 s for both requests.
+    assert timing_a.queue_s == timing_b.queue_s == 0
+    assert timing_a.inference_s == timing_b.inference_s == pytest.approx(0.25)
     assert model.threads and all(name.startswith("forward") for name in model.threads)
+
+
+def test_timings_split_the_wait_for_the_model_from_the_time_on_it():
+    """A request behind a running batch waits out that batch (queue), then runs its own (inference)."""
+
+    async def main():
+        clock = FakeClock()
+        model = Recorder(seconds=0.25, clock=clock, hold=True)
+        batcher = Batcher(model, BatchLimits(max_batch_size=2, token_budget=1000, wait_s=0.0), clock=clock)
+        first = asyncio.ensure_future(batcher.submit([Job("first", 1), Job("first", 1)]))
+        await on_the_model(model)
+        second = asyncio.ensure_future(batcher.submit([Job("second", 1), Job("second", 1), Job("second", 1)]))
+        await asyncio.sleep(0)  # queued, behind the batch held on the model
+        model.release.set()
+        return model, await first, await second
+
+    model, (_, first), (_, second) = run(main())
+    assert model.batches == [["first", "first"], ["second", "second"], ["second"]]
+    assert first.queue_s == 0 and first.inference_s == pytest.approx(0.25)
+    # It waited for the first batch; then its jobs took two batches: inference runs from its first to its last.
+    assert second.queue_s == pytest.approx(0.25) and second.inference_s == pytest.approx(0.5)
 
 
 def test_an_earlier_request_is_never_overtaken():
@@ -90,13 +152,14 @@ def test_a_job_over_the_budget_runs_alone():
 
 def test_a_cancelled_request_is_skipped_and_the_next_one_served():
     async def main():
-        model = Recorder(seconds=0.05)
+        model = Recorder(hold=True)
         batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=100, wait_s=0.0))
         first = asyncio.ensure_future(batcher.submit([Job("first", 1)]))
-        await asyncio.sleep(0.01)  # "first" is on the model now
+        await on_the_model(model)  # "first" is held on the model until the client behind it has left
         gone = asyncio.ensure_future(batcher.submit([Job("gone", 1), Job("gone", 1)]))
         await asyncio.sleep(0)
         gone.cancel()  # the client left while its jobs were queued
+        model.release.set()
         last = await batcher.submit([Job("last", 1)])
         return model, await first, last, gone
 
@@ -122,8 +185,11 @@ def test_a_failing_batch_fails_its_requests_only():
 
 def test_wait_estimate_follows_queued_work_and_measured_speed():
     async def main():
-        model = Recorder(seconds=0.02)
-        batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0), tokens_per_s=1000)
+        clock = FakeClock()
+        model = Recorder(seconds=0.02, clock=clock)
+        batcher = Batcher(
+            model, BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0), tokens_per_s=1000, clock=clock
+        )
         assert batcher.expected_wait_s() == 0
         pending = asyncio.ensure_future(batcher.submit([Job("x", 100) for _ in range(5)]))
         await asyncio.sleep(0)
@@ -134,31 +200,35 @@ def test_wait_estimate_follows_queued_work_and_measured_speed():
     queued, batcher = run(main())
     assert queued == pytest.approx(0.5)  # 500 tokens at the assumed 1,000 tokens/s
     assert batcher.expected_wait_s() == 0
-    assert batcher.tokens_per_s > 1000  # measured: 100 tokens in ~20 ms is ~5,000 tokens/s
+    assert batcher.tokens_per_s == pytest.approx(5000)  # measured: 100 tokens in 20 ms
 
 
 def test_a_batch_waits_for_company_only_when_company_is_coming():
-    """A lone request starts at once; with another admitted request still on its way, the batch waits for it."""
+    """A lone request starts at once; with another admitted request still on its way, the batch waits for it.
+
+    Real waiting on the event loop, so a batch wait far longer than any stall of a busy machine: a lone request that
+    waited for company would take a minute, not the few seconds allowed; company that came would not be missed."""
 
     async def main():
         model = Recorder()
-        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.5))
-        began = time.perf_counter()
-        await batcher.submit([Job("alone", 1)])
-        alone_s = time.perf_counter() - began
+        batcher = Batcher(model, BatchLimits(max_batch_size=8, token_budget=1000, wait_s=60.0))
+        try:
+            await asyncio.wait_for(batcher.submit([Job("alone", 1)]), timeout=5)
+        except TimeoutError:
+            pytest.fail("nobody else was coming: the lone request must not wait out the 60 s batch wait")
 
         batcher.announce()  # the second request was admitted and is still being tokenized
         batcher.announce()
         first = asyncio.ensure_future(batcher.submit([Job("first", 1)]))
         await asyncio.sleep(0.05)
+        assert not first.done(), "company was coming: the batch must wait for it"
         second = asyncio.ensure_future(batcher.submit([Job("second", 1)]))
-        await asyncio.gather(first, second)
+        await asyncio.wait_for(asyncio.gather(first, second), timeout=30)
         batcher.withdraw()
         batcher.withdraw()
-        return model, alone_s
+        return model
 
-    model, alone_s = run(main())
-    assert alone_s < 0.25, "nobody else was coming: the lone request must not wait out the 0.5 s batch wait"
+    model = run(main())
     assert model.batches == [["alone"], ["first", "second"]]
 
 
@@ -188,9 +258,10 @@ def test_admitted_requests_still_on_their_way_count_in_the_wait():
     """A burst admitted faster than it is tokenized must not all look like an empty queue to admission."""
 
     async def main():
+        clock = FakeClock()
         limits = BatchLimits(max_batch_size=8, token_budget=1000, wait_s=0.0)
-        batcher = Batcher(Recorder(seconds=0.1), limits, tokens_per_s=1000)
-        await batcher.submit([Job("a", 100)])  # a request of one 100-token job took 0.1 s
+        batcher = Batcher(Recorder(seconds=0.1, clock=clock), limits, tokens_per_s=1000, clock=clock)
+        await batcher.submit([Job("a", 100)])  # a request of one 100-token job took 0.1 s: 1,000 tokens/s
         empty = batcher.expected_wait_s()
         for _ in range(5):
             batcher.announce()
@@ -198,7 +269,9 @@ def test_admitted_requests_still_on_their_way_count_in_the_wait():
 
     empty, with_five_coming = run(main())
     assert empty == 0
-    assert with_five_coming > 0.1  # five requests of about the recent size (~40 tokens at ~1 ms a token) are coming
+    # Five requests of the recent size (one job, 0.9 * 32 + 0.1 * 100 = 38.8 tokens) are coming, 194 tokens in one
+    # batch at 1 ms a token (and no fixed cost: the one batch run was all per-token time).
+    assert with_five_coming == pytest.approx(0.194)
 
 
 def test_the_wait_counts_what_is_left_of_the_running_batch():
@@ -206,16 +279,23 @@ def test_the_wait_counts_what_is_left_of_the_running_batch():
     nearly empty): the wait a new request sees falls as the batch on the model runs."""
 
     async def main():
-        batcher = Batcher(Recorder(seconds=0.5), BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0),
-                          tokens_per_s=1000)  # fmt: skip
+        clock = FakeClock()
+        model = Recorder(clock=clock, hold=True)
+        batcher = Batcher(model, BatchLimits(max_batch_size=1, token_budget=1000, wait_s=0.0), tokens_per_s=1000,
+                          clock=clock)  # fmt: skip
         pending = asyncio.ensure_future(batcher.submit([Job("x", 300)]))  # 0.3 s at the assumed speed
-        await asyncio.sleep(0.02)
+        await on_the_model(model)
+        clock.advance(0.02)
         early = batcher.expected_wait_s()
-        await asyncio.sleep(0.15)
+        clock.advance(0.15)
         later = batcher.expected_wait_s()
+        clock.advance(0.5)  # longer than the estimate: nothing is left, not less than nothing
+        overdue = batcher.expected_wait_s()
+        model.release.set()
         await pending
-        return early, later
+        return early, later, overdue
 
-    early, later = run(main())
-    assert 0 < early < 0.3
-    assert later <= early - 0.1
+    early, later, overdue = run(main())
+    assert early == pytest.approx(0.28)
+    assert later == pytest.approx(0.13)
+    assert overdue == 0
