@@ -82,8 +82,9 @@ async def _answer(
 ):
     """The one path of a task request: pick the model, prepare (limits, tokens), run (queue, model), time it.
 
-    Errors: bad input 422 (404 for a model the task does not serve), no answer in time 504, a failed batch 503
-    (retryable: another batch may well succeed); anything else is a bug, answered 500 by the error handlers."""
+    Errors: bad input 422 (model_not_found for a model the task does not serve), no answer in time 504, a failed
+    batch 503 (retryable: another batch may well succeed); anything else is a bug, answered 500 by the error
+    handlers."""
     try:
         worker = await models.acquire(body.model)
         began = time.perf_counter()
@@ -91,9 +92,7 @@ async def _answer(
             work = worker.prepare(body)  # type: ignore[arg-type]
         else:
             work = await asyncio.to_thread(worker.prepare, body)  # type: ignore[arg-type]
-    except UnknownModelError as exc:
-        raise NotFound(exc.message, [ErrorDetail(field="model", message=exc.message)], code=exc.code) from None
-    except InputError as exc:
+    except (InputError, UnknownModelError) as exc:  # a model the task does not serve is bad input too: 422
         raise InvalidInput(exc.message, [ErrorDetail(field=exc.field, message=exc.message)], code=exc.code) from None
     tokenize_s = time.perf_counter() - began
     # The deadline the edge set (request_timeout_s, or the client's shorter X-Request-Timeout); without the edge

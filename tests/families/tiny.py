@@ -163,7 +163,7 @@ def modernbert_config(tok: Tokenizer, **overrides) -> dict:
         "num_hidden_layers": 4,
         "num_attention_heads": 4,
         "intermediate_size": 64,
-        "max_position_embeddings": 256,
+        "max_position_embeddings": 512,  # the service cuts QA windows to the positions
         "local_attention": WINDOW,
         "pad_token_id": pad,
         "cls_token_id": cls,

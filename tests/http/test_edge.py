@@ -333,12 +333,12 @@ def test_a_deadline_that_is_not_a_number_of_seconds_422():
     assert response.status_code == 422 and error(response)["details"][0]["field"] == "X-Request-Timeout"
 
 
-def test_an_unknown_model_404():
+def test_an_unknown_model_is_a_422():
     async def main():
         return await Replica().post({"text": "fine", "model": "nope"})
 
     response = run(main())
-    assert response.status_code == 404
+    assert response.status_code == 422
     body = error(response)
     assert body["code"] == "model_not_found" and body["details"] == [{"field": "model", "message": body["message"]}]
 

@@ -82,7 +82,7 @@ def test_qa_matches_the_engine(client, qa_engine):
     """The service scores windows in its own batches and puts answers together with the engine's assemble: the
     same answers, scores, no-answer score and attention map as QAEngine.answer on its own."""
     context = ("The Amazon rainforest covers much of the Amazon basin of South America. " * 3 + "The forest was named "
-               "by the Spanish explorer Francisco de Orellana in 1542. ") * 4  # fmt: skip
+               "by the Spanish explorer Francisco de Orellana in 1542. ") * 12  # several windows  # fmt: skip
     question = "Who named the forest?"
     body = {"question": question, "context": context, "top_k": 3, "doc_stride": 64, "return_attention": True,
             "handle_impossible_answer": True}  # fmt: skip

@@ -101,9 +101,9 @@ def test_concurrent_requests_to_different_models_each_get_their_own_models_answe
         assert got == pytest.approx(alone[family, text]["probabilities"], abs=1e-4)
 
 
-def test_a_model_the_task_does_not_serve_is_a_404_naming_the_ones_it_does(client, zoo):
+def test_a_model_the_task_does_not_serve_is_a_422_naming_the_ones_it_does(client, zoo):
     reply = client.post("/zoo/v1/sentiment", json={"text": "fine", "model": "gpt2"})
-    assert reply.status_code == 404
+    assert reply.status_code == 422
     error = reply.json()["error"]
     assert error["code"] == "model_not_found" and error["details"][0]["field"] == "model"
     assert all(repr(family) in error["message"] for family in zoo["sentiment"])

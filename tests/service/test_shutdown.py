@@ -77,6 +77,11 @@ class Service:
         name, value = self.marker.split("=")
         env = {**os.environ, name: value}
         env.pop("RAY_ADDRESS", None)  # its own Ray, never one already running here
+        # HAProxy's metrics and stats listeners have fixed ports; the suite's own service already holds them.
+        env["RAY_SERVE_HAPROXY_METRICS_PORT"], env["RAY_SERVE_HAPROXY_STATS_PORT"] = (
+            str(_free_port()),
+            str(_free_port()),
+        )
         self.log_file = tmp_path / "run.log"
         self._log = self.log_file.open("w")
         command = ["run", "--port", str(self.port), "--metrics-port", str(metrics_port)]
