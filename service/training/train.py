@@ -2,13 +2,16 @@
 
     python -m service.training.train sentiment --data ../shared/data/sst2 --out service/models/sentiment
     python -m service.training.train qa --data ../shared/data/squad --out service/models/qa
+    python -m service.training.train qa --data ../shared/data/squad --init service/models/qa --out runs/qa-next
 
 Two methods: `full` fine-tunes every weight but the word embeddings (the artifact holds the trained
 tensors, ~22 MB in fp16); `lora` trains low-rank adapters plus every bias and LayerNorm (a few MB).
 Batches group windows of similar length and are padded only to their own longest one. Runs are seeded
 and resume from --run-dir when the same command is run again, with weights, optimizer, schedule, data order
 and random state as they were (bit for bit on the CPU; CUDA kernels themselves are not deterministic); a
-checkpoint of other data or options is refused. The device is chosen automatically (CUDA when present); data and base
+checkpoint of other data or options is refused. `--init DIR` starts from an attention-serve artifact's trained
+tensors (a full fine-tuning's: every encoder tensor but the word embeddings, and the head) instead of the base
+and a fresh head. The device is chosen automatically (CUDA when present); data and base
 weights come from the paths given. Checkpoints are picked on a slice of the *training* data held out by
 article (SQuAD) or at random (SST-2); the dev sets are only for service.training.eval.
 """
@@ -31,17 +34,19 @@ import torch
 from safetensors.torch import save_file
 
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
-from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE, default_base_dir
+from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE, default_base_dir, read_json, resolve_base
 from service.engine.lora import add_lora, lora_base_name, lora_tensors
 from service.engine.tokenize import TextTokenizer
-from service.engine.weights import DEFAULT_LABELS, load_encoder
+from service.engine.weights import DEFAULT_LABELS, load_encoder, load_task_model
 from service.training.data import read_squad, read_sst2, sha256_of
 from service.training.eval import evaluate_qa, evaluate_sentiment, held_out_articles
 from service.training.examples import (
+    answer_removed_pairs,
     collate,
     length_batches,
     qa_examples,
     sentiment_examples,
+    swapped_questions,
     unanswerable_examples,
     unanswerable_pairs,
 )
@@ -106,10 +111,12 @@ def write_artifact(tensors: dict[str, torch.Tensor], out: Path, meta: dict) -> N
     os.replace(meta_file, out / ARTIFACT_FILE)
 
 
-def run_fingerprint(args: argparse.Namespace, data_sha256: str) -> str:
-    """What must not change between a run and its resumption (the data, the schedule, the batches)."""
+def run_fingerprint(args: argparse.Namespace, data_sha256: str, init_sha256: str | None = None) -> str:
+    """What must not change between a run and its resumption (the data, the schedule, the batches, and the
+    tensors an --init artifact held: the same path with other weights in it is another run)."""
     kept = {k: str(v) for k, v in sorted(vars(args).items()) if k not in RESUMABLE_CHANGES}
-    return hashlib.sha256(json.dumps({**kept, "data": data_sha256}, sort_keys=True).encode()).hexdigest()[:16]
+    extra = {"init": init_sha256} if init_sha256 else {}
+    return hashlib.sha256(json.dumps({**kept, **extra, "data": data_sha256}, sort_keys=True).encode()).hexdigest()[:16]
 
 
 # Options that may differ when a run is resumed: where things go, how often it reports, when it stops.
@@ -183,6 +190,26 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=0.25,
         help="QA: this fraction of questions is also paired with another paragraph of its article, answer [CLS]",
     )
+    parser.add_argument(
+        "--removed",
+        type=float,
+        default=0.2,
+        help="QA: this fraction of questions also comes with its own paragraph less the sentences holding the answer,"
+        " answer [CLS] (drawn from the questions where that leaves 2+ sentences and no answer text)",
+    )
+    parser.add_argument(
+        "--swapped",
+        type=float,
+        default=0.1,
+        help="QA: this fraction of questions also comes with one name or number swapped for another of its article"
+        " that its paragraph lacks, own paragraph, answer [CLS] (drawn from the questions where a swap is possible)",
+    )
+    parser.add_argument(
+        "--init",
+        type=Path,
+        default=None,
+        help="start from this attention-serve artifact's trained tensors (full fine-tuning) instead of the base",
+    )
     parser.add_argument("--held-out", type=int, default=None, help="training rows (SST-2) or articles (SQuAD)")
     parser.add_argument("--held-out-limit", type=int, default=None, help="score checkpoints on the first N held out")
     parser.add_argument("--limit", type=int, default=None, help="use only the first N training rows (smoke runs)")
@@ -217,12 +244,58 @@ def load_data(args: argparse.Namespace, tokenizer: TextTokenizer):
     train_questions = [q for q in questions if q.title not in set(held_titles)]
     train_questions = train_questions[: args.limit] if args.limit else train_questions
     examples = qa_examples(tokenizer, train_questions, args.max_seq_len, args.doc_stride)
-    pairs = unanswerable_pairs(train_questions, args.unanswerable, random.Random(args.seed + 1))
-    negatives = unanswerable_examples(tokenizer, pairs, args.max_seq_len, args.doc_stride)
-    counts = {"questions": len(train_questions), "windows": len(examples), "unanswerable_windows": len(negatives)}
+    counts = {"questions": len(train_questions), "windows": len(examples)}
+    # Each kind from its own random stream: changing one fraction leaves the others' draws as they were.
+    kinds = [
+        ("unanswerable", unanswerable_pairs(train_questions, args.unanswerable, random.Random(args.seed + 1))),
+        ("removed", answer_removed_pairs(train_questions, args.removed, random.Random(args.seed + 2))),
+        ("swapped", swapped_questions(train_questions, args.swapped, random.Random(args.seed + 3))),
+    ]
+    for kind, negatives in kinds:
+        windows = unanswerable_examples(tokenizer, negatives, args.max_seq_len, args.doc_stride)
+        counts[f"{kind}_questions"] = len(negatives)
+        counts[f"{kind}_windows"] = len(windows)
+        examples += windows
     what = f"the last {n_held} articles of the training file ({', '.join(held_titles)})"
     counts["held_out_titles"] = held_titles
-    return examples + negatives, held_out, data_file, what, counts
+    return examples, held_out, data_file, what, counts
+
+
+def init_artifact(args: argparse.Namespace, base_dir: Path, held_out_what: str, data_sha256: str) -> dict:
+    """What --init names, checked: a full fine-tuning of this task over this base that did not train on what this
+    run holds out (its held-out articles must be this run's when it was trained on the same file)."""
+    if args.method != "full":
+        sys.exit("--init needs --method full: LoRA adapters over an initialised encoder would not carry its weights")
+    if args.init.resolve() == args.out.resolve():
+        sys.exit("--init and --out are the same directory: the run would overwrite the weights it started from")
+    if not (args.init / ARTIFACT_FILE).exists() or not (args.init / ADAPTER_FILE).exists():
+        sys.exit(f"{args.init} is not an attention-serve artifact ({ARTIFACT_FILE} + {ADAPTER_FILE})")
+    meta = read_json(args.init / ARTIFACT_FILE)
+    if meta.get("task") != args.task or meta.get("method") != "full":
+        sys.exit(f"{args.init} holds a {meta.get('method')} {meta.get('task')} model, not a full {args.task} one")
+    if resolve_base(meta["base"], args.init).resolve() != base_dir.resolve():
+        sys.exit(f"{args.init} was trained over {meta['base']}, not over {base_dir}")
+    if meta.get("data", {}).get("sha256") == data_sha256 and meta.get("recipe", {}).get("held_out") != held_out_what:
+        sys.exit(
+            f"{args.init} held out {meta.get('recipe', {}).get('held_out')!r}, this run {held_out_what!r}: "
+            "it may have trained on what this run scores on; give the same --held-out"
+        )
+    return {
+        "from": str(args.init),
+        "model_id": meta.get("model_id"),
+        "version": meta.get("version"),
+        "sha256": sha256_of(args.init / ADAPTER_FILE),
+    }
+
+
+def build_model(args: argparse.Namespace, base_dir: Path, alpha: float) -> torch.nn.Module:
+    """The model before any step: the base and a fresh head, or the --init artifact's tensors over the base."""
+    if args.init is not None:
+        return load_task_model(args.init, args.task).model
+    model, _ = load_encoder(base_dir, args.task, num_labels=len(DEFAULT_LABELS))
+    if args.method == "lora":
+        add_lora(model, rank=args.rank, alpha=alpha, dropout=0.1)
+    return model
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -244,10 +317,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.held_out_limit:
         held_out = held_out[: args.held_out_limit]
     print(f"{len(examples):,} training examples, {len(held_out):,} held out ({time.perf_counter() - began:.0f} s)")
+    if args.task == "qa":
+        print(", ".join(f"{k} {v:,}" for k, v in counts.items() if isinstance(v, int)), flush=True)
+    data_sha256 = sha256_of(data_file)
+    init = init_artifact(args, base_dir, held_out_what, data_sha256) if args.init is not None else None
 
-    model, _ = load_encoder(base_dir, args.task, num_labels=len(DEFAULT_LABELS))
-    if args.method == "lora":
-        add_lora(model, rank=args.rank, alpha=alpha, dropout=0.1)
+    model = build_model(args, base_dir, alpha)
     trainable = choose_trainable(model, args.method)
     model.to(device).train()
     optimizer = torch.optim.AdamW(list(trainable.values()), lr=lr, weight_decay=0.01)
@@ -262,8 +337,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_at)
     state_file = run_dir / "state.pt"
-    data_sha256 = sha256_of(data_file)
-    fingerprint = run_fingerprint(args, data_sha256)
+    fingerprint = run_fingerprint(args, data_sha256, init["sha256"] if init else None)
     step, best_score, trained_s = 0, -1.0, 0.0
     if state_file.exists():
         # On the CPU first: RNG states must stay there; the optimizer moves its state to the parameters' device.
@@ -306,7 +380,17 @@ def main(argv: Sequence[str] | None = None) -> None:
             "max_seq_len": args.max_seq_len,
             "doc_stride": args.doc_stride,
             "train_examples": len(examples),
-            **({"unanswerable_fraction": args.unanswerable, **counts} if args.task == "qa" else {}),
+            **(
+                {
+                    "unanswerable_fraction": args.unanswerable,
+                    "removed_fraction": args.removed,
+                    "swapped_fraction": args.swapped,
+                    **counts,
+                }
+                if args.task == "qa"
+                else {}
+            ),
+            **({"init": init} if init else {}),
             "held_out": held_out_what,
             "device": torch.cuda.get_device_name(device)
             if device.startswith("cuda")

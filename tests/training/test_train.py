@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from service.engine.engine import EngineConfig, QAEngine, SentimentEngine
 from service.engine.layout import ADAPTER_FILE, ARTIFACT_FILE
 from service.training import train
-from service.training.data import SquadQuestion, read_squad
+from service.training.data import SquadQuestion, read_squad, sha256_of
 from service.training.eval import evaluate_no_answer, held_out_articles
 from service.training.examples import (
     NO_ANSWER,
@@ -150,6 +150,49 @@ def test_qa_full_fine_tuning_writes_a_servable_artifact(squad_file, tmp_path):
     assert torch.allclose(trained, tensors["encoder.layers.5.ffn.down.weight"].float())
     result = engine.answer_texts("When was the Lune bridge opened?", PARAGRAPHS["Bridges"][0][0])
     assert result.answers and result.answers[0].text in PARAGRAPHS["Bridges"][0][0]
+
+
+def test_init_starts_from_an_artifacts_tensors(squad_file, tmp_path, tokenizer):
+    common = ["qa", "--data", str(squad_file), "--held-out", "1", "--max-seq-len", "64", "--doc-stride", "16"]
+    first = tmp_path / "first"
+    _train(*common, "--out", str(first), "--run-dir", str(tmp_path / "run-first"), "--epochs", "1")
+    # Before any step the model is the artifact's: the same outputs as the engine serving it.
+    served = QAEngine(first, EngineConfig(precision="fp32", threads=2)).model.eval()
+    args = train.parse_args([*common, "--out", str(tmp_path / "next"), "--init", str(first)])
+    initial = train.build_model(args, train.default_base_dir(), 128.0).eval()
+    fresh = train.build_model(train.parse_args([*common, "--out", str(tmp_path / "x")]), train.default_base_dir(), 1)
+    window = tokenizer.encode_qa("When was the Lune bridge opened?", PARAGRAPHS["Bridges"][0][0], 64, 16, 64).windows[0]
+    ids, types = torch.tensor([window.ids]), torch.tensor([window.type_ids])
+    with torch.inference_mode():
+        expected, _ = served(ids, torch.ones_like(ids), types)
+        got, _ = initial(ids, torch.ones_like(ids), types)
+        untrained, _ = fresh.eval()(ids, torch.ones_like(ids), types)
+    assert all(torch.equal(e, g) for e, g in zip(expected, got, strict=True))
+    assert not torch.allclose(expected[0], untrained[0])
+    # The init is part of the fingerprint: a checkpoint of an --init run does not resume without it.
+    run = ["--out", str(tmp_path / "next"), "--run-dir", str(tmp_path / "run-next"), "--epochs", "1", "--lr", "0"]
+    _train(*common, *run, "--init", str(first), "--stop-at-step", "1")
+    with pytest.raises(SystemExit, match="other data or options"):
+        _train(*common, *run)
+    # With lr 0 (no step moves a weight) the run writes back the very tensors it started from.
+    _train(*common, *run, "--init", str(first))
+    before, after = load_file(str(first / ADAPTER_FILE)), load_file(str(tmp_path / "next" / ADAPTER_FILE))
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    init = json.loads((tmp_path / "next" / ARTIFACT_FILE).read_text())["recipe"]["init"]
+    assert init["from"] == str(first) and init["sha256"] == sha256_of(first / ADAPTER_FILE)
+
+
+def test_init_is_refused_for_lora_for_its_own_output_and_for_another_held_out_slice(squad_file, tmp_path):
+    common = ["qa", "--data", str(squad_file), "--max-seq-len", "64", "--doc-stride", "16", "--epochs", "1"]
+    first = tmp_path / "first"
+    _train(*common, "--held-out", "1", "--out", str(first), "--run-dir", str(tmp_path / "run-first"))
+    run = ["--run-dir", str(tmp_path / "run"), "--init", str(first)]
+    with pytest.raises(SystemExit, match="needs --method full"):
+        _train(*common, *run, "--held-out", "1", "--out", str(tmp_path / "a"), "--method", "lora")
+    with pytest.raises(SystemExit, match="same directory"):
+        _train(*common, *run, "--held-out", "1", "--out", str(first))
+    with pytest.raises(SystemExit, match="may have trained on what this run scores on"):
+        _train(*common, *run, "--held-out", "0", "--out", str(tmp_path / "a"))
 
 
 def test_lora_artifact_carries_adapters_biases_and_norms(sst2_dir, tmp_path):
