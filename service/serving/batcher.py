@@ -190,12 +190,16 @@ class Batcher(Generic[J, Out]):
         on_the_way = max(0, self._announced - self._submitted)
         jobs = len(self._queue) + on_the_way * self._request_size.jobs
         tokens = self._queued_tokens + on_the_way * self._request_size.tokens
-        batches = max(math.ceil(jobs / self.limits.max_batch_size), math.ceil(tokens / self.limits.token_budget))
         running = 0.0
         if self._running_tokens:
             elapsed = self._clock() - self._running_since
             running = max(0.0, self.cost.seconds(self._running_tokens, 1) - elapsed)
-        return running + self.cost.seconds(tokens, batches)
+        return running + self.seconds_for(jobs, tokens)
+
+    def seconds_for(self, jobs: float, tokens: float) -> float:
+        """Model time for this much work, cut into batches under the limits, at the fitted batch cost."""
+        batches = max(math.ceil(jobs / self.limits.max_batch_size), math.ceil(tokens / self.limits.token_budget))
+        return self.cost.seconds(tokens, batches)
 
     def announce(self) -> None:
         """A request was admitted and will submit its jobs soon (once read and tokenized)."""

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Generic, TypeVar
 
 from service.engine.errors import EngineError
+from service.engine.weights import check_model_dir
 from service.metrics import ModelMetrics
 from service.protocol import ModelInfo
 from service.serving.admission import WaitLimit, finish_late
@@ -56,6 +57,8 @@ class TaskModels(Generic[W]):
         # Every model this task serves, loaded or not (ids are given whenever there are several).
         self.directories: dict[str, Path] = {model_id or self.default.id: d for model_id, d in entries}
         self._loading: dict[str, asyncio.Future[W]] = {}
+        # What /v1/models says of a model while it is not loaded, read from its directory once (never per request).
+        self._unloaded_meta = {model_id: check_model_dir(d, task) for model_id, d in self.directories.items()}
         self.metrics.set_wait_limit(self.batching.generous_limit_s(self.request_timeout_s))
 
     def _new_worker(self, model_id: str | None, model_dir: Path) -> W:
@@ -72,15 +75,6 @@ class TaskModels(Generic[W]):
     def _unknown(self, model_id: str) -> UnknownModelError:
         served = ", ".join(repr(m) for m in self.directories)
         return UnknownModelError(f"no {self.task} model {model_id!r}; this service serves {served}", "model")
-
-    def get(self, model_id: str | None) -> W:
-        """A loaded model a request names, or the default (UnknownModelError for one not loaded or not served)."""
-        if model_id is None:
-            return self.default
-        try:
-            return self.workers[model_id]
-        except KeyError:
-            raise self._unknown(model_id) from None
 
     async def acquire(self, model_id: str | None) -> W:
         """The model a request names (the default when none), loading it first if it is not loaded."""
@@ -165,17 +159,14 @@ class TaskModels(Generic[W]):
     def describe(self, path_prefix: str = "") -> list[ModelInfo]:
         """Every model of the task in its configured order, the ones not loaded from their directories."""
         described = []
-        for model_id, model_dir in self.directories.items():
+        for model_id in self.directories:
             worker = self.workers.get(model_id)
             if worker is not None:
                 described.append(worker.describe(path_prefix, default=worker is self.default))
             else:
                 limit = self._limits.max_tokens if self.task == "sentiment" else self._limits.max_seq_len
-                described.append(
-                    describe_unloaded(
-                        self.task, model_id, model_dir, self._deployment, self.batching, limit, path_prefix
-                    )
-                )
+                meta = self._unloaded_meta[model_id]
+                described.append(describe_unloaded(model_id, meta, self._deployment, self.batching, limit, path_prefix))
         return described
 
     def batch_sizes(self) -> dict[str, dict[int, int]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,7 +32,7 @@ from service.engine.engine import (
 )
 from service.engine.errors import InputError
 from service.engine.tokenize import QAInput, TextInput
-from service.engine.weights import check_model_dir
+from service.engine.weights import ModelMeta
 from service.metrics import ModelMetrics
 from service.protocol import ModelInfo, ModelRef, PrecisionSpeeds, QARequest, SentimentRequest, card_link
 from service.serving.batcher import Batcher, BatchLimits, BatchReport, Timing
@@ -212,11 +211,9 @@ class Worker(Generic[E, J, Out]):
 
     def cost_s(self, work: SentimentWork | QAWork) -> float:
         """The model time a prepared request's own jobs will take, at the batch cost fitted so far."""
-        tokens = [len(item) for item in work.items]
-        jobs = len(tokens) if isinstance(work, SentimentWork) else sum(len(item.windows) for item in work.items)
-        total = sum(tokens)
-        batches = max(math.ceil(jobs / self.batching.max_batch_size), math.ceil(total / self.batching.token_budget))
-        return self.batcher.cost.seconds(total, batches)
+        tokens = sum(len(item) for item in work.items)
+        jobs = len(work.items) if isinstance(work, SentimentWork) else sum(len(item.windows) for item in work.items)
+        return self.batcher.seconds_for(jobs, tokens)
 
     def model_ref(self) -> ModelRef:
         return ModelRef(id=self.id, version=self.engine.info.version)
@@ -343,19 +340,17 @@ WORKERS: dict[Task, type[SentimentWorker] | type[QAWorker]] = {"sentiment": Sent
 
 
 def describe_unloaded(
-    task: Task,
     model_id: str,
-    model_dir: Path,
+    meta: ModelMeta,
     deployment: DeploymentSettings,
     batching: BatchSettings,
     token_limit: int,
     path_prefix: str = "",
 ) -> ModelInfo:
-    """A model the replica has not loaded, from its directory's JSON files alone (`token_limit`: the task's
+    """A model the replica has not loaded, from what its directory's JSON files say (`token_limit`: the task's
     max_tokens or max_seq_len setting, which the model's positions may cap further)."""
-    meta = check_model_dir(model_dir, task)
     return ModelInfo(
-        task=task,
+        task=meta.task,
         id=model_id,
         default=False,
         loaded=False,
