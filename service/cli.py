@@ -184,7 +184,7 @@ def parser() -> argparse.ArgumentParser:
     )
     predict.add_argument("--url", help="a running service (default: run the engine in this process)")
     predict.add_argument("--model-dir", type=Path, help="local engine: model directory (default: shipped model)")
-    predict.add_argument("--precision", choices=["auto", "fp32", "bf16"], default="auto")
+    predict.add_argument("--precision", choices=["auto", "fp32", "bf16", "int8"], default="auto")
     predict.set_defaults(handler=_cmd_predict)
 
     scale = commands.add_parser("scale", help="change a task's replicas on the running service")

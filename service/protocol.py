@@ -129,6 +129,12 @@ class ModelInfo(BaseModel):
     multi_label: bool = Field(
         False, description="labels scored each on its own (sigmoid), not as one distribution (softmax)"
     )
+    int8_cost_points: float | None = Field(
+        None,
+        description="points of its own metric (SST-2 accuracy, SQuAD F1) the model loses in int8, as measured and "
+        "recorded in its artifact; `precision: auto` considers int8 only when this is at most 0.5 (null: not "
+        "measured, so auto never picks int8)",
+    )
     load_s: float | None = Field(
         description="seconds this replica took to load the model (read, build, precision probe): what it costs "
         "cold; null while it is not loaded"

@@ -9,13 +9,22 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-Precision = Literal["fp32", "bf16"]
-PrecisionChoice = Literal["auto", "fp32", "bf16"]
+Precision = Literal["fp32", "bf16", "int8"]
+PrecisionChoice = Literal["auto", "fp32", "bf16", "int8"]
+# What `auto` may give up for int8's speed: points of the model's own metric (SST-2 accuracy, SQuAD F1), as measured
+# and recorded in its artifact (`int8.cost_points`). A model without that record is never served in int8 by `auto`.
+INT8_AUTO_BOUND = 0.5
+
+
+def int8_cost(metadata: dict) -> float | None:
+    """Points of its own metric a model loses in int8, as measured and recorded in its artifact (None: unknown)."""
+    cost = (metadata.get("int8") or {}).get("cost_points")
+    return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
 @dataclass(frozen=True)
 class EngineConfig:
-    precision: PrecisionChoice = "auto"  # auto: time both at load, keep the faster (CPU flags do not tell)
+    precision: PrecisionChoice = "auto"  # auto: time each at load, keep the fastest (CPU flags do not tell)
     threads: int | None = None  # None: leave torch's default (all cores)
     token_budget: int = 8192  # padded tokens per forward pass
     max_batch_size: int = 32  # sequences per forward pass

@@ -145,7 +145,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("task", choices=["sentiment", "qa", "no-answer"])
     parser.add_argument("--data", required=True, type=Path, help="SST-2 dev.tsv or SQuAD dev-v1.1.json")
     parser.add_argument("--model", type=Path, default=None, help="model directory (default: the shipped one)")
-    parser.add_argument("--precision", choices=["fp32", "bf16", "both"], default="both")
+    parser.add_argument(
+        "--precision", choices=["fp32", "bf16", "int8", "both", "all"], default="both", help="both: fp32 and bf16"
+    )
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--held-out", type=int, default=12, help="no-answer: last N articles of a training file")
     parser.add_argument("--last-articles", type=int, default=None, help="qa: only the last N articles of --data")
@@ -154,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.task == "no-answer":
         return _no_answer_report(args)
     model_dir = args.model or default_model_dir(args.task)
-    precisions = ["fp32", "bf16"] if args.precision == "both" else [args.precision]
+    precisions = {"both": ["fp32", "bf16"], "all": ["fp32", "bf16", "int8"]}.get(args.precision, [args.precision])
     for precision in precisions:
         config = EngineConfig(precision=precision, threads=args.threads)
         if args.task == "sentiment":
@@ -222,7 +224,7 @@ def _no_answer_report(args: argparse.Namespace) -> None:
     unanswerable = no_answer_sets(answerable)
     if not answerable or not any(unanswerable.values()):
         sys.exit("the held-out articles give no answerable or no unanswerable questions to measure on")
-    precision = "fp32" if args.precision == "both" else args.precision
+    precision = "fp32" if args.precision in ("both", "all") else args.precision
     engine = QAEngine(model_dir, EngineConfig(precision=precision, threads=args.threads))
     began = time.perf_counter()
     scores = evaluate_no_answer(engine, answerable, unanswerable)
