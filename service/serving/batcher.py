@@ -89,9 +89,15 @@ class BatchCost:
         spread = self._xx / self._n - mean_x * mean_x
         if spread > 1e-9 * max(1.0, mean_x * mean_x) and self._n > 2:
             slope = (self._xy / self._n - mean_x * mean_y) / spread
+            if slope > 0 and mean_y - slope * mean_x >= 0:
+                self.per_token_s, self.fixed_s = slope, mean_y - slope * mean_x
+                return
             if slope > 0:
-                self.per_token_s = slope
-                self.fixed_s = max(0.0, mean_y - slope * mean_x)
+                # A slope steeper than the batches allow (they would need a negative fixed part): batches of
+                # nearly one size, whose timing noise the fit read as a per-token cost (long QA documents cut into
+                # full batches made it 8x the real one, and admission refused them). No fixed part, then, and the
+                # per-token cost through the origin: the typical batch is estimated at what it took.
+                self.per_token_s, self.fixed_s = self._xy / self._xx, 0.0
                 return
         # Batches all alike: the parts cannot be told apart. Keep the per-token speed known (at first, the one
         # measured at load) and put the rest down to the fixed part; if they ran faster than that speed allows,
@@ -103,6 +109,18 @@ class BatchCost:
 
     def seconds(self, tokens: float, batches: int) -> float:
         return batches * self.fixed_s + tokens * self.per_token_s
+
+    @property
+    def fitted(self) -> bool:
+        """Whether any batch has been timed; until then the speed is only what was measured at load."""
+        return self._n > 0
+
+    def assume_speed(self, tokens_per_s: float) -> None:
+        """Before any batch: take a speed measured again if it is faster. The load's measurement shares the cores
+        with every other replica loading at the same time, so it can be half the speed of the idle model; an
+        estimate that slow made admission refuse long documents it would have answered in time."""
+        if not self.fitted:
+            self.per_token_s = min(self.per_token_s, 1.0 / tokens_per_s)
 
 
 @dataclass

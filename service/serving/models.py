@@ -152,6 +152,7 @@ class TaskModels(Generic[W]):
         loop = asyncio.get_running_loop()
         for worker in self.workers.values():
             await loop.run_in_executor(self.executor, worker.smoke)
+            await loop.run_in_executor(self.executor, worker.recalibrate)
             worker.renew_gauges()
         # ... and an idle replica's limit relaxes after a flood, which otherwise would wait for the next request.
         self.metrics.set_wait_limit(self.wait_limit.refresh(self.batching, self.request_timeout_s))

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Generic, TypeVar
 
+from service.engine.config import int8_cost
 from service.engine.decode import WindowCandidates
 from service.engine.engine import (
     EngineConfig,
@@ -40,6 +41,7 @@ from service.settings import BatchSettings, DeploymentSettings, Settings
 from service.tasks import Task
 
 logger = logging.getLogger("ray.serve")
+RECALIBRATIONS = 3  # speed measurements after load, before the first batch (see Worker.recalibrate)
 
 
 class RequestLimitError(InputError):
@@ -125,6 +127,7 @@ class Worker(Generic[E, J, Out]):
         self.limits = limits
         self.metrics = metrics
         self.batching = batching
+        self._recalibrations = 0
         self.batch_sizes: Counter[int] = Counter()  # batches run, by jobs in them (for operators and tests)
         self.engine: E = self._load(batching)
         self.id = model_id or self.engine.info.model_id  # what requests name in "model"
@@ -205,6 +208,14 @@ class Worker(Generic[E, J, Out]):
         """A tiny forward pass (call it on the model thread)."""
         raise NotImplementedError
 
+    def recalibrate(self) -> None:
+        """Until a batch has been timed, measure the model's speed again (on the model thread, from the health
+        check), so the first requests are admitted by the idle model's speed, not the crowded load's. A few times
+        only: readiness probes call it too, and by then the other replicas have loaded."""
+        if not self.batcher.cost.fitted and self._recalibrations < RECALIBRATIONS:
+            self._recalibrations += 1
+            self.batcher.cost.assume_speed(self.engine.measure_speed())
+
     def renew_gauges(self) -> None:
         """Ray drops gauge values not recorded again for a while; the health check renews them."""
         self.metrics.set_model(self.engine.info.model_id, self.engine.info.version, self.engine.precision)
@@ -236,6 +247,7 @@ class Worker(Generic[E, J, Out]):
             max_tokens=engine.tokenizer.max_tokens,
             labels=list(info.labels),
             multi_label=info.multi_label,
+            int8_cost_points=int8_cost(info.metadata),
             load_s=round(self.load_s, 3),
             batching=self.batching,
             card=card_link(path_prefix, info.model_id, info.version),
@@ -362,6 +374,7 @@ def describe_unloaded(
         max_tokens=min(token_limit, meta.max_position_embeddings),
         labels=list(meta.labels),
         multi_label=meta.multi_label,
+        int8_cost_points=int8_cost(meta.metadata),
         load_s=None,
         batching=batching,
         card=card_link(path_prefix, meta.model_id, meta.version),

@@ -254,6 +254,19 @@ def test_batch_cost_of_identical_batches_keeps_the_known_speed():
     assert cost.fixed_s == pytest.approx(0.01, rel=0.01)
 
 
+def test_a_faster_measurement_before_any_batch_replaces_the_crowded_loads_speed():
+    """The load measured 500 tokens/s while other replicas loaded; measured idle, 1,000: the first requests are
+    admitted by the idle speed. A slower measurement changes nothing, and once batches are timed, they decide."""
+    cost = BatchCost(tokens_per_s=500)
+    cost.assume_speed(400)
+    assert cost.seconds(1000, batches=1) == pytest.approx(2.0)
+    cost.assume_speed(1000)
+    assert not cost.fitted and cost.seconds(1000, batches=1) == pytest.approx(1.0)
+    cost.observe(1000, 4.0)  # the model really is slow now
+    cost.assume_speed(2000)
+    assert cost.fitted and cost.seconds(1000, batches=1) == pytest.approx(4.0)
+
+
 def test_admitted_requests_still_on_their_way_count_in_the_wait():
     """A burst admitted faster than it is tokenized must not all look like an empty queue to admission."""
 
@@ -299,3 +312,18 @@ def test_the_wait_counts_what_is_left_of_the_running_batch():
     assert early == pytest.approx(0.28)
     assert later == pytest.approx(0.13)
     assert overdue == 0
+
+
+def test_batches_of_one_size_with_noisy_timings_do_not_inflate_the_per_token_cost():
+    """Long QA documents cut into full batches: ~8,192 tokens each, 1.5 s +- timing noise. Fitted freely, the noise
+    was read as a per-token cost several times the real one (two batches of work estimated at 26 s); the estimate
+    must stay near what such batches take."""
+    import random
+
+    rng = random.Random(3)
+    cost = BatchCost(tokens_per_s=5000)
+    for _ in range(60):
+        tokens = 8192 - rng.randrange(0, 40)
+        cost.observe(tokens, 1.5 + (tokens - 8172) * 0.01 + rng.uniform(-0.05, 0.05))  # noise along the tokens
+    assert cost.seconds(16_384, batches=2) == pytest.approx(3.0, rel=0.15)
+    assert cost.fixed_s >= 0
