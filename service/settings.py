@@ -141,9 +141,14 @@ class QABatching(BatchSettings):
     """QA queues hold whole long contexts: a question over a long paper is seconds of work, so a fixed wait limit
     refused a few clients asking about long documents one after another although each would have been answered well
     within its timeout. A QA request is refused only when the work ahead of it and its own would not be done by its
-    deadline. The overload limit is not measured for QA, so off."""
+    deadline. A flood is another matter: the queue standing at a second or more for a whole second, with ten or
+    more requests arriving in it (a few clients' closed loop cannot bring that many), tightens the limit to 2 s of
+    queued work until the flood is over (docs/reliability.md, QA flood)."""
 
     max_queue_wait_s: MaxQueueWait = None
+    overload_queue_wait_s: OverloadQueueWait = 2.0
+    overload_target_s: float = 1.0
+    overload_interval_s: float = 1.0
 
 
 class DeploymentSettings(BaseModel):

@@ -1,7 +1,8 @@
 """Traffic for the reliability runs: every request checkable, every answer recorded.
 
 Each request carries its own sentiment text of a distinct length, and the service says how many tokens it
-read (`results[0].tokens`), so an answer that belongs to another request shows up as a wrong token count.
+read (`results[0].tokens`), so an answer that belongs to another request shows up as a wrong token count (QA
+traffic: its own context's window count, and answers that are its context's text; see common/texts.py).
 Open-loop traffic (a fixed arrival rate, whatever the service does) is what overload needs; closed-loop users
 (send, wait, send again) are what a fault run needs. Both return one `Sent` per request.
 """
@@ -15,7 +16,9 @@ import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
-from loadtests.common.texts import Texts
+from loadtests.common.texts import Contexts, Texts
+
+Traffic = Texts | Contexts
 
 
 @dataclass
@@ -85,22 +88,21 @@ class RawClient:
         self.idle.clear()
 
 
-async def one_request(client: RawClient, texts: Texts, i: int, started: float) -> Sent:
-    text = texts.text(i)
+async def one_request(client: RawClient, traffic: Traffic, i: int, started: float) -> Sent:
+    body = json.dumps(traffic.body(i)).encode()
     sent_at = time.monotonic() - started
-    status, headers, content = await client.post("/v1/sentiment", json.dumps({"text": text}).encode())
+    status, headers, content = await client.post(traffic.path, body)
     result = Sent(sent_at, time.monotonic() - started - sent_at, status, retry_after=headers.get("retry-after"))
     result.timing_ms = server_timing(headers.get("server-timing", ""))
     if status == 200:
-        answer = json.loads(content)["results"][0]
-        result.correct = answer["tokens"] == texts.expected_tokens(text) and answer["label"] in answer["probabilities"]
+        result.correct = traffic.correct(i, json.loads(content)["results"][0])
     elif headers.get("content-type", "").startswith("application/json"):
         result.code = json.loads(content).get("error", {}).get("code")
     return result
 
 
 async def open_loop(
-    url: str, rps: float, seconds: float, texts: Texts, first: int = 0, headers: dict[str, str] | None = None
+    url: str, rps: float, seconds: float, texts: Traffic, first: int = 0, headers: dict[str, str] | None = None
 ) -> list[Sent]:
     """Start `rps` requests a second for `seconds`, each on its own, and wait for all of them to finish."""
     client = RawClient(url, 2000, headers)
@@ -123,7 +125,7 @@ class ClosedLoop:
 
     url: str
     users: int
-    texts: Texts
+    texts: Traffic
     headers: dict[str, str] | None = None
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     sent: list[Sent] = field(default_factory=list)

@@ -158,7 +158,7 @@ def test_the_overload_limit_must_be_the_tighter_one():
     with pytest.raises(ValidationError, match="must not exceed"):
         BatchSettings(max_queue_wait_s=0.5, overload_queue_wait_s=1.0)
     assert Settings().sentiment.batching.overload_queue_wait_s == 0.25
-    assert Settings().qa.batching.overload_queue_wait_s is None  # not measured for QA: off
+    assert Settings().qa.batching.overload_queue_wait_s == 2.0  # under QA's deadline admission
 
 
 class FakeModels:
@@ -207,3 +207,18 @@ def test_deadline_admission_lets_in_whatever_would_finish_in_time_and_says_why_o
     assert finish_late(12.0, 6.0, DEADLINE) is None
     late = finish_late(12.0, 20.0, DEADLINE)
     assert late is not None and "20.00 s of its own would end past the 30 s left" in late
+
+
+def test_a_closed_loop_over_long_documents_is_no_flood_but_a_qa_flood_is():
+    """QA's defaults: eight clients asking about long papers (one answer every ~0.6 s, each finding up to 25 s
+    queued) keep deadline admission for ten minutes; 25 requests a second finding 3 s queued are a flood within
+    the 1 s interval."""
+    qa = QABatching()
+    clock = Clock()
+    limit = WaitLimit(clock)
+    closed_loop = [(i * 0.6, 5.0 + 20.0 * (i % 7) / 6) for i in range(1000)]
+    assert set(judged(limit, clock, closed_loop, qa)) == {DEADLINE} and not limit.overloaded
+    limit = WaitLimit(clock)
+    limits = judged(limit, clock, flood(3, 25, 3.0), qa)
+    first_tight = limits.index(qa.overload_queue_wait_s)
+    assert 1.0 <= first_tight / 25 < 1.2 and limit.overloaded
