@@ -161,7 +161,30 @@ def start_service(
             raise TimeoutError(f"applications not running after {ready_timeout_s} s: {states}")
         time.sleep(0.5)
     host = "127.0.0.1" if http.host in ("0.0.0.0", "::") else http.host
-    return f"http://{host}:{http.port}"
+    url = f"http://{host}:{http.port}"
+    fronts = [app for app in schema.applications if app.import_path == "service.app:front_app"]
+    if fronts:  # a config without the front has no /readyz to ask
+        _wait_ready(url, fronts[0].route_prefix or "", deadline, stop)
+    return url
+
+
+def _wait_ready(url: str, route_prefix: str, deadline: float, stop: threading.Event | None) -> None:
+    """Until /readyz says every task's model answers: "up" then means ready, and a benchmark or load test started
+    on that word measures the loaded service, not replicas still loading beside it."""
+    import httpx
+
+    ready = f"{url}{route_prefix.rstrip('/')}/readyz"
+    while True:
+        if stop is not None and stop.is_set():
+            raise StartInterrupted("asked to stop before the service was ready")
+        try:
+            if httpx.get(ready, timeout=10).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{ready} did not answer 200 in time")
+        time.sleep(0.5)
 
 
 def local_dashboard() -> str:

@@ -28,7 +28,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -101,16 +101,41 @@ def texts_of(body: dict) -> list[str]:
     return body["text"] if isinstance(body["text"], list) else [body["text"]]
 
 
-def workloads(single: int = 2000, batched: int = 100, qa: int = 200) -> dict[str, Workload]:
-    texts = sentiment_texts(single + batched * TEXTS_PER_REQUEST)
+def read_sentences(path: Path) -> list[str]:
+    """Real sentences from a file: one per line, or SST-2's `sentence<TAB>label` TSV (its header skipped). They are
+    read at run time and sent as they are: the benchmark's own texts are shorter than real reviews (issue 21)."""
+    sentences = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        text = line.split("\t")[0].strip()
+        if text and text != "sentence":
+            sentences.append(text)
+    if not sentences:
+        raise SystemExit(f"{path} holds no sentences")
+    return sentences
+
+
+def workloads(
+    single: int = 2000, batched: int = 100, qa: int = 200, sentences: list[str] | None = None
+) -> dict[str, Workload]:
+    """The three workloads; with `sentences`, the sentiment ones cycle through those (each request's text made
+    distinct by a number, so no cache can answer a repeat) instead of the made-up reviews."""
+    kind = " (real sentences)" if sentences else ""
+    if sentences:
+        texts = [f"{sentences[i % len(sentences)]} ({i})" for i in range(single + batched * TEXTS_PER_REQUEST)]
+    else:
+        texts = sentiment_texts(single + batched * TEXTS_PER_REQUEST)
     lists = [texts[single + i * TEXTS_PER_REQUEST : single + (i + 1) * TEXTS_PER_REQUEST] for i in range(batched)]
     return {
         "single": Workload(
-            "single", "Sentiment, one text per request", "/v1/sentiment", [{"text": t} for t in texts[:single]], "texts"
+            "single",
+            f"Sentiment, one text per request{kind}",
+            "/v1/sentiment",
+            [{"text": t} for t in texts[:single]],
+            "texts",
         ),
         "batch32": Workload(
             "batch32",
-            f"Sentiment, {TEXTS_PER_REQUEST} texts per request",
+            f"Sentiment, {TEXTS_PER_REQUEST} texts per request{kind}",
             "/v1/sentiment",
             [{"text": chunk} for chunk in lists],
             "texts",
@@ -307,11 +332,27 @@ class Results:
     engine: list[EngineFigure]
     padding: list[Padding]
     batch_wait_ms: float | None = None
+    precisions: list[str] = field(default_factory=list)  # what the service's replicas chose, from /v1/models
 
     def row(self, server: str, workload: str, concurrency: int) -> Row | None:
         return next(
             (r for r in self.rows if (r.server, r.workload, r.concurrency) == (server, workload, concurrency)), None
         )
+
+
+def service_precisions(url: str) -> list[str]:
+    """Each served model's precision as its replica chose it, with the speeds `auto` measured at load."""
+    try:
+        models = httpx.get(f"{url}/v1/models", timeout=10).json()["models"]
+    except (httpx.HTTPError, ValueError, KeyError):
+        return ["(GET /v1/models failed)"]
+    described = []
+    for m in models:
+        speeds = (m.get("precision_speeds") or {}).get("tokens_per_s") or {}
+        measured = ", ".join(f"{p} {v:,.0f}" for p, v in speeds.items())
+        at_load = f" (tokens/s at load: {measured})" if measured else ""
+        described.append(f"{m['task']} {m['id']}: {m['precision']}{at_load}")
+    return described
 
 
 def batch_wait_ms(url: str) -> float | None:
@@ -332,6 +373,7 @@ def run_service(
     with servers.serving(servers.service(*ports)) as running:
         url = running.server.url
         results.batch_wait_ms = batch_wait_ms(url)
+        results.precisions = service_precisions(url)
         before = settled_tokens(metrics)
         for c in SINGLE_CONCURRENCY:
             results.rows.append(measure("service", url, loads["single"], files["single"], c, timing))
@@ -364,9 +406,15 @@ def run_naive(
 
 
 def run_tutorial(
-    results: Results, loads: dict[str, Workload], files: dict[str, Path], port: int, checkpoint: Path, timing: Timing
+    results: Results,
+    loads: dict[str, Workload],
+    files: dict[str, Path],
+    port: int,
+    checkpoint: Path,
+    threads: int,
+    timing: Timing,
 ) -> None:
-    with servers.serving(servers.tutorial(port, checkpoint)) as running:
+    with servers.serving(servers.tutorial(port, checkpoint, threads)) as running:
         for c in SINGLE_CONCURRENCY:
             results.rows.append(measure("tutorial", running.server.url, loads["single"], files["single"], c, timing))
 
@@ -551,6 +599,8 @@ def report(results: Results, loads: dict[str, Workload], command: str, timing: T
         "per row, stopped and gone before the next), all sent the same bodies by wrk (1 thread, connections = "
         f"concurrency). The engine ran in-process on {threads} threads, no HTTP, fp32 and bf16.",
     ]
+    if results.precisions:
+        lines.append(f"Service precision (`auto`, one replica's choice per model): {'; '.join(results.precisions)}.")
     for key, load in loads.items():
         rows = [r for r in results.rows if r.workload == key]
         if rows:
@@ -590,6 +640,11 @@ def arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 3 s per row, 1 s warm-up")
     parser.add_argument("--only", type=parse_only, default=SERVERS, help=f"a subset of {','.join(SERVERS)}")
     parser.add_argument("--write", type=Path, help="append the report, as markdown, to this file")
+    parser.add_argument(
+        "--sentences",
+        type=Path,
+        help="real sentences for the sentiment rows (one per line, or SST-2's TSV, e.g. ../shared/data/sst2/dev.tsv)",
+    )
     parser.add_argument("--port", type=int, default=0, help="HTTP port every server uses in turn (default: a free one)")
     parser.add_argument("--metrics-port", type=int, default=0, help="the service's metrics port (default: free)")
     parser.add_argument(
@@ -606,7 +661,7 @@ def main(argv: list[str] | None = None) -> int:
     command = " ".join(["python -m loadtests.benchmark", *(argv if argv is not None else sys.argv[1:])])
     timing = Timing(3, 1, 0.5) if args.quick else Timing(args.duration, args.warmup, max(1.0, args.duration / 5))
     port, metrics_port = args.port or free_port(), args.metrics_port or free_port()
-    loads = workloads()
+    loads = workloads(sentences=read_sentences(args.sentences) if args.sentences else None)
     results = Results([], [], [])
     with tempfile.TemporaryDirectory(prefix="benchmark-") as tmp:
         files = body_files(loads, Path(tmp))
@@ -619,7 +674,7 @@ def main(argv: list[str] | None = None) -> int:
             if "naive" in args.only:
                 run_naive(results, loads, files, port, checkpoints, args.threads, timing)
             if "tutorial" in args.only:
-                run_tutorial(results, loads, files, port, checkpoints["sentiment"], timing)
+                run_tutorial(results, loads, files, port, checkpoints["sentiment"], args.threads, timing)
     qa_windows_per_request(results)
     text = report(results, loads, command, timing, args.threads)
     print(text)

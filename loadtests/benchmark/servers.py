@@ -86,10 +86,11 @@ def naive(port: int, checkpoints: dict[str, Path], threads: int) -> Server:
     return Server("naive", command, port, "/v1/sentiment", {"text": "ready?"}, env)
 
 
-def tutorial(port: int, checkpoint: Path) -> Server:
-    """Ray Serve's batching tutorial done plainly, in a local Ray cluster of its own."""
+def tutorial(port: int, checkpoint: Path, threads: int) -> Server:
+    """Ray Serve's batching tutorial done plainly, in a local Ray cluster of its own, on the naive server's threads."""
     module = "loadtests.benchmark.tutorial_app"
     command = [sys.executable, "-m", module, "--port", str(port), "--model-dir", str(checkpoint)]
+    command += ["--threads", str(threads)]
     return Server("tutorial", command, port, "/v1/sentiment", {"text": "ready?"}, OWN_RAY_CLUSTER)
 
 

@@ -252,3 +252,17 @@ def test_wrk_counts_requests_and_failures_against_a_real_server(tiny_server, tmp
     assert result.seconds >= 1.9
     assert 0 < result.p50_ms <= result.p99_ms
     assert result.client_cpu_s > 0
+
+
+def test_real_sentences_replace_the_made_up_reviews(tmp_path):
+    """`--sentences` takes SST-2's TSV (header and labels dropped) or plain lines; each request's text distinct."""
+    from loadtests.benchmark.benchmark import read_sentences, workloads
+
+    tsv = tmp_path / "dev.tsv"
+    tsv.write_text("sentence\tlabel\nit 's a charming journey .\t1\nunfunny and lifeless .\t0\n")
+    sentences = read_sentences(tsv)
+    assert sentences == ["it 's a charming journey .", "unfunny and lifeless ."]
+    loads = workloads(single=4, batched=1, qa=1, sentences=sentences)
+    texts = [body["text"] for body in loads["single"].bodies]
+    assert texts[0].startswith("it 's a charming journey .") and texts[1].startswith("unfunny")
+    assert len(set(texts)) == 4 and "real sentences" in loads["single"].title
