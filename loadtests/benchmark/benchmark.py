@@ -10,7 +10,7 @@ before the next one starts), all sent the same bodies:
   naive     FastAPI + uvicorn + transformers' pipeline, fp32, one request at a time (naive_server.py)
   tutorial  Ray Serve's batching tutorial done plainly (tutorial_app.py)
   engine    the engine alone, in this process, no HTTP: one request at a time, and its ceiling (best batch),
-            in fp32 and bf16, the faster counted (the service may run either)
+            in each precision `auto` may choose for the model, the fastest counted
 
 Rows: one-text sentiment requests at concurrency 1, 16 and 64; requests of 32 texts at concurrency 4; QA with
 one 384-token window per request at concurrency 4. The load comes from wrk (loadtests/benchmark/wrk.py), whose CPU per
@@ -191,12 +191,19 @@ def engine_on(
 
 
 def engine_figures(loads: dict[str, Workload], threads: int, seconds: float) -> list[EngineFigure]:
-    """Both precisions on every workload, with the service's own engine and the same inputs as the HTTP rows."""
+    """Every precision `auto` may choose for each model (int8 only where its artifact's recorded cost allows), on
+    every workload, with the service's own engine and the same inputs as the HTTP rows."""
+    from service.engine.config import INT8_AUTO_BOUND, int8_cost
     from service.engine.engine import EngineConfig, QAEngine, SentimentEngine, SentimentJob
+    from service.engine.layout import read_json
     from service.settings import default_model_dir
 
+    def allowed(task: str) -> list[str]:
+        cost = int8_cost(read_json(default_model_dir(task) / "attention_serve.json"))
+        return ["fp32", "bf16", "int8"] if cost is not None and cost <= INT8_AUTO_BOUND else ["fp32", "bf16"]
+
     figures = []
-    for precision in ("fp32", "bf16"):
+    for precision in allowed("sentiment"):
         config = EngineConfig(precision=precision, threads=threads, max_batch_size=256)
         sentiment = SentimentEngine(default_model_dir("sentiment"), config)
         for key, batches in (("single", (1, 8, 16, 32, 64, 128)), ("batch32", (1, 2, 4))):
@@ -204,12 +211,15 @@ def engine_figures(loads: dict[str, Workload], threads: int, seconds: float) -> 
             p50, ceiling, best = engine_on(lambda c, e=sentiment: e.classify(c), requests, batches, seconds)
             size = statistics.mean(len(r) for r in requests)
             figures.append(EngineFigure(key, precision, p50, ceiling, best, size))
+        print(f"engine sentiment {precision}: " + ", ".join(f"{f.workload} {f.ceiling:,.0f}/s" for f in figures[-2:]))
+    for precision in allowed("qa"):
+        config = EngineConfig(precision=precision, threads=threads, max_batch_size=256)
         qa = QAEngine(default_model_dir("qa"), config)
         requests = [[qa.encode(b["question"], b["context"])] for b in loads["qa"].bodies]
         windows = statistics.mean(len(r[0].windows) for r in requests)
         p50, ceiling, best = engine_on(lambda c, e=qa: e.answer(c), requests, (1, 4, 8, 16), seconds)
         figures.append(EngineFigure("qa", precision, p50, ceiling * windows, best, windows))
-        print(f"engine {precision}: " + ", ".join(f"{f.workload} {f.ceiling:,.0f}/s" for f in figures[-3:]), flush=True)
+        print(f"engine qa {precision}: {figures[-1].ceiling:,.0f} windows/s", flush=True)
     return figures
 
 
@@ -597,7 +607,8 @@ def report(results: Results, loads: dict[str, Workload], command: str, timing: T
         f"Machine: {machine()}. Command: `{command}`.",
         f"Each server ran alone (started, warmed up {timing.warmup_s:g} s per row, measured {timing.seconds:g} s "
         "per row, stopped and gone before the next), all sent the same bodies by wrk (1 thread, connections = "
-        f"concurrency). The engine ran in-process on {threads} threads, no HTTP, fp32 and bf16.",
+        f"concurrency). The engine ran in-process on {threads} threads, no HTTP, in each precision `auto` may "
+        "choose for the model (int8 only within its recorded cost).",
     ]
     if results.precisions:
         lines.append(f"Service precision (`auto`, one replica's choice per model): {'; '.join(results.precisions)}.")
