@@ -193,14 +193,13 @@ def engine_on(
 def engine_figures(loads: dict[str, Workload], threads: int, seconds: float) -> list[EngineFigure]:
     """Every precision `auto` may choose for each model (int8 only where its artifact's recorded cost allows), on
     every workload, with the service's own engine and the same inputs as the HTTP rows."""
-    from service.engine.config import INT8_AUTO_BOUND, int8_cost
+    from service.engine.config import auto_precisions
     from service.engine.engine import EngineConfig, QAEngine, SentimentEngine, SentimentJob
     from service.engine.layout import read_json
     from service.settings import default_model_dir
 
     def allowed(task: str) -> list[str]:
-        cost = int8_cost(read_json(default_model_dir(task) / "attention_serve.json"))
-        return ["fp32", "bf16", "int8"] if cost is not None and cost <= INT8_AUTO_BOUND else ["fp32", "bf16"]
+        return auto_precisions(read_json(default_model_dir(task) / "attention_serve.json"), on_cpu=True)
 
     figures = []
     for precision in allowed("sentiment"):

@@ -22,6 +22,13 @@ def int8_cost(metadata: dict) -> float | None:
     return float(cost) if isinstance(cost, (int, float)) and not isinstance(cost, bool) else None
 
 
+def auto_precisions(metadata: dict, on_cpu: bool) -> list[Precision]:
+    """What `auto` chooses among for a model: fp32 and bf16, and int8 on a CPU when its recorded int8 cost is
+    within INT8_AUTO_BOUND (the engine's probe and the benchmark's engine table both ask this)."""
+    cost = int8_cost(metadata)
+    return ["fp32", "bf16", "int8"] if on_cpu and cost is not None and cost <= INT8_AUTO_BOUND else ["fp32", "bf16"]
+
+
 @dataclass(frozen=True)
 class EngineConfig:
     precision: PrecisionChoice = "auto"  # auto: time each at load, keep the fastest (CPU flags do not tell)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from service.engine.attention_maps import head_averaged, summarize
-from service.engine.config import INT8_AUTO_BOUND, EngineConfig, Precision, int8_cost
+from service.engine.config import EngineConfig, Precision, auto_precisions
 from service.engine.decode import Candidate, WindowCandidates, null_answer, rank_answers, window_candidates
 from service.engine.passes import PassStats, plan_batches
 from service.engine.results import Answer, AttentionMap, QAResult, SentimentResult, Task, TokenView
@@ -83,8 +83,8 @@ def in_precision(fp32: torch.nn.Module, precision: Precision) -> torch.nn.Module
     int8 is dynamic quantization of every linear layer (torch's fbgemm / oneDNN CPU kernels): weights stored in
     int8 with a scale per output channel, each batch's activations quantized on the fly. Per channel, not per
     tensor: on the shipped sentiment model per-tensor scales cost 0.57 points of SST-2 dev accuracy, per-channel
-    ones none. Embeddings, LayerNorms, the softmax and the attention
-    products stay fp32, so the attention weights are still a softmax over scaled dot products."""
+    ones none. Embeddings, LayerNorms, the softmax and the attention products stay fp32, so the attention weights
+    are still a softmax over scaled dot products."""
     if precision == "fp32":
         return fp32
     if precision == "int8":
@@ -118,35 +118,27 @@ class _Engine:
         if self.config.precision == "int8" and self.device.type != "cpu":
             raise ValueError("precision int8 runs on the CPU only (dynamic quantization); use fp32 or bf16 on a GPU")
         if self.config.precision == "auto":
-            self.probe = self._probe_precisions(fp32)
+            self.probe, self.model = self._probe_precisions(fp32)
         else:
-            self.probe = PrecisionProbe(self.config.precision)
+            self.probe, self.model = PrecisionProbe(self.config.precision), in_precision(fp32, self.config.precision)
         self.precision: Precision = self.probe.chosen
-        self.model = in_precision(fp32, self.precision)
 
-    def auto_candidates(self) -> list[Precision]:
-        """What `auto` chooses among: fp32 and bf16, and int8 on a CPU when the model's recorded int8 cost is
-        within INT8_AUTO_BOUND."""
-        cost = int8_cost(self.info.metadata)
-        allowed = self.device.type == "cpu" and cost is not None and cost <= INT8_AUTO_BOUND
-        return ["fp32", "bf16", "int8"] if allowed else ["fp32", "bf16"]
-
-    def _probe_precisions(self, fp32: torch.nn.Module) -> PrecisionProbe:
-        """Time a few forward passes in each candidate precision and keep the fastest: on one CPU bf16 is 3×
-        faster, on another (which also reports AVX-512 BF16) it is slower, and int8's gain depends on VNNI, so only
-        a measurement can tell.
+    def _probe_precisions(self, fp32: torch.nn.Module) -> tuple[PrecisionProbe, torch.nn.Module]:
+        """Time a few forward passes in each precision `auto` may choose (config.auto_precisions) and keep the
+        fastest, with its model: on one CPU bf16 is 3× faster, on another (which also reports AVX-512 BF16) it is
+        slower, and int8's gain depends on VNNI, so only a measurement can tell.
 
         The precisions take turns, PROBE_ROUNDS times, and each keeps its best round: replicas load side by side
         on the same cores, so a precision timed alone could be timed while another replica's load ran, the other
         not; taking turns exposes both to the same moments, and the best round is the speed without them."""
-        models = {p: in_precision(fp32, p) for p in self.auto_candidates()}
+        candidates = auto_precisions(self.info.metadata, on_cpu=self.device.type == "cpu")
+        models = {p: in_precision(fp32, p) for p in candidates}
         speeds = dict.fromkeys(models, 0.0)
         for _ in range(PROBE_ROUNDS):
             for precision, model in models.items():
                 speeds[precision] = max(speeds[precision], self._time(model))
-        del models
         chosen: Precision = max(speeds, key=speeds.__getitem__)  # type: ignore[assignment]
-        return PrecisionProbe(chosen, {k: round(v, 1) for k, v in speeds.items()})
+        return PrecisionProbe(chosen, {k: round(v, 1) for k, v in speeds.items()}), models[chosen]
 
     def measure_speed(self) -> float:
         """Tokens per second of the loaded model on a busy moment's batch (what `auto` compares)."""
